@@ -1,0 +1,27 @@
+# Two commands do everything (see README):  make lab   and   make test
+# Both create .venv on first use and install the project into it; later runs reuse it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: lab test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+# The whole suite: unit tests, widget tests and every notebook under nbval, in the smoke profile.
+test: setup
+	LLM_PROFILE=$${LLM_PROFILE:-smoke} $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

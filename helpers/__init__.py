@@ -1,0 +1,12 @@
+"""The tested code behind the notebooks: one module per phase of building a GPT.
+
+runtime    device, seeding, run-size profiles          (all notebooks)
+data       the download registry and ``fetch``         (all notebooks)
+tokenizer  simple tokenizers, BPE from scratch, GPT-2  (01)
+dataset    sliding-window dataset and dataloader       (02)
+display    ``show_source`` and small display helpers   (all notebooks)
+exercises  checkers for the end-of-notebook exercises  (all notebooks)
+widgets    interactive views; logic in pure functions  (all notebooks)
+"""
+
+__version__ = "0.1.0"

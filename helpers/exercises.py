@@ -1,0 +1,214 @@
+"""Checkers for the exercises at the end of each notebook.
+
+Each checker takes the student's answer and returns a ``Feedback`` that shows at once whether
+it is right, with a hint when it is not. A checker never raises on a wrong answer: a wrong
+answer is part of learning, not an error. An answer left as ``None`` gets a reminder.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import random
+from dataclasses import dataclass
+
+
+@dataclass
+class Feedback:
+    correct: bool | None  # None: not answered yet
+    message: str
+
+    def __bool__(self) -> bool:
+        return bool(self.correct)
+
+    @property
+    def symbol(self) -> str:
+        return {True: "✅ Correct", False: "❌ Not yet", None: "✋ Not answered"}[self.correct]
+
+    def __repr__(self) -> str:
+        return f"{self.symbol}: {self.message}"
+
+    def _repr_html_(self) -> str:
+        colour = {True: "#1e7d32", False: "#b3261e", None: "#555"}[self.correct]
+        return (
+            f'<div style="border-left:4px solid {colour};padding:4px 10px">'
+            f'<b style="color:{colour}">{self.symbol}</b>: {html.escape(self.message)}</div>'
+        )
+
+
+def _unanswered(answer) -> Feedback | None:
+    if answer is None or answer is ...:
+        return Feedback(None, "replace the None with your answer and run the cell again.")
+    return None
+
+
+def _as_float(value) -> float:
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def _close(a, b, tol=1e-3) -> bool:
+    return math.isclose(_as_float(a), b, abs_tol=tol)
+
+
+# --- 00 basic concepts ------------------------------------------------------------------------
+
+GRADIENT_EXERCISE = dict(x=2.0, y=0.0, w=-0.5, b=0.5)
+
+
+def check_gradients(dL_dw, dL_db) -> Feedback:
+    """00, exercise 1: the gradients of the logistic-regression loss at GRADIENT_EXERCISE."""
+    for answer in (dL_dw, dL_db):
+        if (missing := _unanswered(answer)) is not None:
+            return missing
+    p = GRADIENT_EXERCISE
+    a = 1 / (1 + math.exp(-(p["x"] * p["w"] + p["b"])))
+    want_w, want_b = (a - p["y"]) * p["x"], a - p["y"]
+    if _close(dL_dw, want_w) and _close(dL_db, want_b):
+        return Feedback(True, f"∂L/∂w = {want_w:.4f} and ∂L/∂b = {want_b:.4f}.")
+    if _close(dL_dw, -want_w) and _close(dL_db, -want_b):
+        return Feedback(False, "right size, wrong sign: dL/dz = a - y (prediction minus label).")
+    if _close(dL_db, want_b):
+        return Feedback(False, "∂L/∂b is right; ∂L/∂w is ∂L/∂z times ∂z/∂w, and ∂z/∂w = x.")
+    return Feedback(False, "compute z = x·w + b, a = σ(z); then ∂L/∂z = a - y.")
+
+
+def check_matmul_shape(shape) -> Feedback:
+    """00, exercise 2: the shape of ``torch.rand(4, 2, 3) @ torch.rand(3, 5)``."""
+    if (missing := _unanswered(shape)) is not None:
+        return missing
+    answer = tuple(int(s) for s in shape)
+    if answer == (4, 2, 5):
+        return Feedback(True, "(4, 2, 5): the batch dimension 4 is kept, (2, 3) @ (3, 5) -> (2, 5).")
+    if answer == (2, 5):
+        return Feedback(False, "the inner matmul is right, but the leading dimension 4 stays.")
+    return Feedback(False, "matmul contracts the last dimension of the left with the first of the right.")
+
+
+def check_parameter_count(count) -> Feedback:
+    """00, exercise 3: trainable parameters of ``SimpleNet(10, 2)``."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    want = (10 * 30 + 30) + (30 * 20 + 20) + (20 * 2 + 2)
+    if int(count) == want:
+        return Feedback(True, f"{want:,} = (10·30 + 30) + (30·20 + 20) + (20·2 + 2).")
+    if int(count) == 10 * 30 + 30 * 20 + 20 * 2:
+        return Feedback(False, "you counted the weights; each Linear layer also has one bias per output.")
+    return Feedback(False, "each nn.Linear(n_in, n_out) has n_in·n_out weights plus n_out biases.")
+
+
+# --- 01 tokenizing ------------------------------------------------------------------------------
+
+def _reference_merge(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def check_merge_function(merge) -> Feedback:
+    """01, exercise 1: ``merge(ids, pair, new_id)`` replaces each occurrence of ``pair``."""
+    if (missing := _unanswered(merge)) is not None:
+        return missing
+    cases = [
+        ([1, 2, 3, 1, 2], (1, 2), 99),
+        ([5, 5, 5], (5, 5), 7),  # overlapping: left to right gives [7, 5]
+        ([], (1, 2), 3),
+        ([1], (1, 2), 3),
+        ([1, 3, 2], (1, 2), 3),
+    ]
+    rng = random.Random(0)
+    cases += [([rng.randrange(4) for _ in range(12)], (rng.randrange(4), rng.randrange(4)), 9) for _ in range(20)]
+    for ids, pair, new_id in cases:
+        want = _reference_merge(ids, pair, new_id)
+        try:
+            got = list(merge(list(ids), pair, new_id))
+        except Exception as err:  # the student's code may fail; say how
+            return Feedback(False, f"merge({ids}, {pair}, {new_id}) raised {type(err).__name__}: {err}")
+        if got != want:
+            return Feedback(False, f"merge({ids}, {pair}, {new_id}) gave {got}, expected {want}.")
+    return Feedback(True, f"all {len(cases)} cases pass, including the overlapping [5, 5, 5].")
+
+
+def check_pair_counts(count_pairs) -> Feedback:
+    """01, exercise 2: ``count_pairs(ids)`` -> {pair: count} of adjacent pairs."""
+    if (missing := _unanswered(count_pairs)) is not None:
+        return missing
+    from collections import Counter
+
+    rng = random.Random(1)
+    cases = [[1, 2, 3, 1, 2], [5, 5, 5], [], [7]] + [[rng.randrange(5) for _ in range(15)] for _ in range(10)]
+    for ids in cases:
+        want = Counter(zip(ids, ids[1:]))
+        try:
+            got = dict(count_pairs(list(ids)))
+        except Exception as err:
+            return Feedback(False, f"count_pairs({ids}) raised {type(err).__name__}: {err}")
+        if got != dict(want):
+            return Feedback(False, f"count_pairs({ids}) gave {got}, expected {dict(want)}.")
+    return Feedback(True, "adjacent pairs counted right; this is the inner loop of BPE training.")
+
+
+def check_three_token_word(word) -> Feedback:
+    """01, exercise 3: a single word (no spaces) that GPT-2 splits into at least 3 tokens."""
+    if (missing := _unanswered(word)) is not None:
+        return missing
+    from .tokenizer import gpt2_tokenizer
+
+    word = str(word)
+    if not word or any(ch.isspace() for ch in word):
+        return Feedback(False, "give one word, without spaces.")
+    ids = gpt2_tokenizer().encode(word, disallowed_special=())
+    pieces = [gpt2_tokenizer().decode([i]) for i in ids]
+    if len(ids) >= 3:
+        return Feedback(True, f"{word!r} -> {len(ids)} tokens {pieces} (ids {ids}).")
+    return Feedback(False, f"{word!r} is only {len(ids)} token(s) {pieces}: try a rarer or longer word.")
+
+
+# --- 02 data sampling ---------------------------------------------------------------------------
+
+def check_num_windows(count) -> Feedback:
+    """02, exercise 1: windows from 100 tokens with max_length=8, stride=4."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    want = len(range(0, 100 - 8, 4))
+    if int(count) == want:
+        return Feedback(True, f"{want}: starts 0, 4, …, 88; a window at 92 would need token 100 as a target.")
+    if int(count) == len(range(0, 100 - 8 + 1, 4)):
+        return Feedback(False, "one too many: the targets reach one token past the input window.")
+    return Feedback(False, "starts run 0, stride, 2·stride, … while start + max_length + 1 <= 100.")
+
+
+def check_no_overlap_stride(stride) -> Feedback:
+    """02, exercise 2: the stride for max_length=6 that neither overlaps nor skips tokens."""
+    if (missing := _unanswered(stride)) is not None:
+        return missing
+    if int(stride) == 6:
+        return Feedback(True, "stride = max_length: each token is an input exactly once per epoch.")
+    if int(stride) < 6:
+        return Feedback(False, f"with stride {int(stride)} consecutive windows share {6 - int(stride)} tokens.")
+    return Feedback(False, f"with stride {int(stride)}, {int(stride) - 6} tokens between windows are never inputs.")
+
+
+def check_make_windows(make_windows) -> Feedback:
+    """02, exercise 3: ``make_windows(ids, max_length, stride)`` -> [(inputs, targets), ...]."""
+    if (missing := _unanswered(make_windows)) is not None:
+        return missing
+    from .dataset import window_starts
+
+    rng = random.Random(2)
+    cases = [(list(range(10)), 4, 1), (list(range(10)), 4, 4), (list(range(5)), 4, 2)]
+    cases += [([rng.randrange(50) for _ in range(rng.randrange(6, 30))], rng.randrange(1, 6), rng.randrange(1, 6)) for _ in range(20)]
+    for ids, max_length, stride in cases:
+        want = [(ids[s : s + max_length], ids[s + 1 : s + max_length + 1]) for s in window_starts(len(ids), max_length, stride)]
+        try:
+            got = [(list(x), list(y)) for x, y in make_windows(list(ids), max_length, stride)]
+        except Exception as err:
+            return Feedback(False, f"make_windows({ids}, {max_length}, {stride}) raised {type(err).__name__}: {err}")
+        if got != want:
+            return Feedback(False, f"make_windows({ids}, {max_length}, {stride}) gave {got[:3]}…, expected {want[:3]}…")
+    return Feedback(True, f"matches GPTDatasetV1 on {len(cases)} cases.")

@@ -1,0 +1,138 @@
+"""Where the notebooks run: device choice, seeding, run-size profiles, Colab detection.
+
+Every notebook starts with ``profile = runtime.active_profile()`` and reads the sizes of its
+models and training runs from that one object, so the same notebook runs in seconds on CI
+(``smoke``), in minutes on a laptop (``cpu``) and at the book's full size on a GPU (``gpu``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass, fields
+
+import torch
+
+PROFILE_ENV = "LLM_PROFILE"
+DEVICE_ENV = "LLM_DEVICE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes one profile uses. Add a field here when a notebook needs a new knob."""
+
+    name: str
+    description: str
+    # 01_tokenizing: vocabulary size of the BPE tokenizer trained from scratch on the-verdict.
+    bpe_vocab_size: int
+    # 01_tokenizing: how many characters of tinyshakespeare the larger BPE demo trains on.
+    bpe_corpus_chars: int
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="tiny sizes for CI: every notebook runs in well under a minute",
+        bpe_vocab_size=300,
+        bpe_corpus_chars=20_000,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="laptop CPU: faithful to the book where minutes allow",
+        bpe_vocab_size=1_000,
+        bpe_corpus_chars=300_000,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="CUDA or MPS: the book's full settings",
+        bpe_vocab_size=1_000,
+        bpe_corpus_chars=1_115_394,
+    ),
+}
+
+
+def in_colab() -> bool:
+    """True inside Google Colab (its runtime always imports ``google.colab``)."""
+    return "google.colab" in sys.modules
+
+
+def _mps_is_trustworthy() -> bool:
+    """MPS gave wrong results for some ops (e.g. in-place softmax, large matmuls) before
+    PyTorch 2.4 and macOS 14; older combinations silently train worse, so we skip them."""
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        return False
+    torch_major_minor = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+    mac_version = platform.mac_ver()[0] or "0"
+    mac_major = int(mac_version.split(".")[0])
+    return torch_major_minor >= (2, 4) and mac_major >= 14
+
+
+def get_device() -> torch.device:
+    """CUDA if present, then MPS where it is known to be correct, else CPU.
+
+    ``LLM_DEVICE=cpu`` (or ``cuda:1``, ``mps``) overrides the choice.
+    """
+    override = os.environ.get(DEVICE_ENV)
+    if override:
+        return torch.device(override)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_is_trustworthy():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_profile_name() -> str:
+    """``gpu`` when an accelerator is there, else ``cpu``."""
+    return "cpu" if get_device().type == "cpu" else "gpu"
+
+
+def active_profile() -> Profile:
+    """The profile named by ``LLM_PROFILE``, or the default for this machine."""
+    name = os.environ.get(PROFILE_ENV, "").strip().lower() or default_profile_name()
+    if name not in PROFILES:
+        raise ValueError(
+            f"{PROFILE_ENV}={name!r} is not a profile; use one of {', '.join(PROFILES)} "
+            f"(or unset it to get {default_profile_name()!r} on this machine)."
+        )
+    return PROFILES[name]
+
+
+def set_seed(seed: int = 123) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a cell gives the same numbers twice."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # numpy is optional for torch; nothing to seed then
+        pass
+    torch.manual_seed(seed)  # also seeds CUDA and MPS generators
+
+
+def describe() -> str:
+    """One line for the top of a notebook: profile, device, versions."""
+    profile = active_profile()
+    source = "from LLM_PROFILE" if os.environ.get(PROFILE_ENV) else "default for this machine"
+    where = "Colab" if in_colab() else platform.system() or "unknown OS"
+    return (
+        f"profile: {profile.name} ({source}; {profile.description}) | "
+        f"device: {get_device()} | torch {torch.__version__} | Python "
+        f"{platform.python_version()} on {where}"
+    )
+
+
+def profile_table() -> str:
+    """The profiles side by side, as plain text, for the README and notebooks."""
+    names = [f.name for f in fields(Profile) if f.name not in ("name", "description")]
+    header = f"{'setting':<20}" + "".join(f"{p:>12}" for p in PROFILES)
+    rows = [header]
+    for field_name in names:
+        rows.append(
+            f"{field_name:<20}"
+            + "".join(f"{getattr(p, field_name):>12,}" for p in PROFILES.values())
+        )
+    return "\n".join(rows)

@@ -1,0 +1,105 @@
+"""Each checker accepts the right answer, rejects wrong ones with a hint, and never raises."""
+
+from collections import Counter
+
+import torch
+
+from helpers import exercises as ex
+from helpers.concepts import SimpleNet, count_parameters
+
+
+def right(feedback):
+    return feedback.correct is True
+
+
+def wrong(feedback):
+    return feedback.correct is False and feedback.message
+
+
+def test_unanswered_is_a_reminder_not_an_error():
+    for checker in (ex.check_matmul_shape, ex.check_parameter_count, ex.check_merge_function,
+                    ex.check_num_windows, ex.check_make_windows, ex.check_three_token_word):
+        feedback = checker(None)
+        assert feedback.correct is None and "None" in feedback.message
+    assert ex.check_gradients(None, None).correct is None
+
+
+def test_feedback_renders_as_text_and_html():
+    fb = ex.check_matmul_shape((4, 2, 5))
+    assert repr(fb).startswith("✅ Correct") and "<b" in fb._repr_html_()
+    assert "&lt;" in ex.Feedback(False, "<x>")._repr_html_()
+
+
+def test_gradients():
+    p = ex.GRADIENT_EXERCISE
+    w = torch.tensor([p["w"]], requires_grad=True)
+    b = torch.tensor([p["b"]], requires_grad=True)
+    a = torch.sigmoid(torch.tensor([p["x"]]) * w + b)
+    torch.nn.functional.binary_cross_entropy(a, torch.tensor([p["y"]])).backward()
+    assert right(ex.check_gradients(w.grad, b.grad))
+    assert right(ex.check_gradients(w.grad.item(), b.grad.item()))
+    assert wrong(ex.check_gradients(-w.grad, -b.grad))
+    assert "∂z/∂w = x" in ex.check_gradients(0.1, b.grad).message
+
+
+def test_matmul_shape():
+    assert right(ex.check_matmul_shape((torch.rand(4, 2, 3) @ torch.rand(3, 5)).shape))
+    assert wrong(ex.check_matmul_shape((2, 5)))
+    assert wrong(ex.check_matmul_shape([4, 5]))
+
+
+def test_parameter_count():
+    assert right(ex.check_parameter_count(count_parameters(SimpleNet(10, 2))))
+    assert "bias" in ex.check_parameter_count(10 * 30 + 30 * 20 + 20 * 2).message
+    assert wrong(ex.check_parameter_count(1))
+
+
+def good_merge(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if i < len(ids) - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def test_merge_function():
+    assert right(ex.check_merge_function(good_merge))
+    # replacing pairs without skipping the second element is a classic bug
+    def overlapping(ids, pair, new_id):
+        return [new_id if tuple(ids[i:i + 2]) == tuple(pair) else t for i, t in enumerate(ids)]
+    assert wrong(ex.check_merge_function(overlapping))
+    assert "raised" in ex.check_merge_function(lambda ids, pair, new_id: 1 / 0).message
+
+
+def test_pair_counts():
+    assert right(ex.check_pair_counts(lambda ids: Counter(zip(ids, ids[1:]))))
+    assert wrong(ex.check_pair_counts(lambda ids: Counter(zip(ids, ids[2:]))))
+
+
+def test_three_token_word():
+    assert right(ex.check_three_token_word("Akwirw"))
+    assert wrong(ex.check_three_token_word("the"))
+    assert "without spaces" in ex.check_three_token_word("two words").message
+
+
+def test_num_windows_and_stride():
+    assert right(ex.check_num_windows(23))
+    assert "one too many" in ex.check_num_windows(24).message
+    assert right(ex.check_no_overlap_stride(6))
+    assert "share 2 tokens" in ex.check_no_overlap_stride(4).message
+    assert "never inputs" in ex.check_no_overlap_stride(8).message
+
+
+def test_make_windows():
+    def good(ids, max_length, stride):
+        return [(ids[i:i + max_length], ids[i + 1:i + max_length + 1])
+                for i in range(0, len(ids) - max_length, stride)]
+    def off_by_one(ids, max_length, stride):
+        return [(ids[i:i + max_length], ids[i + 1:i + max_length + 1])
+                for i in range(0, len(ids) - max_length + 1, stride)]
+    assert right(ex.check_make_windows(good))
+    assert wrong(ex.check_make_windows(off_by_one))
