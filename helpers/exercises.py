@@ -42,6 +42,18 @@ def _unanswered(answer) -> Feedback | None:
     return None
 
 
+def _try(fn, *args):
+    """Run the student's function; a Feedback instead of a crash when it fails."""
+    call = f"{getattr(fn, '__name__', 'your function')}{args!r}"
+    try:
+        result = fn(*args)
+    except Exception as err:  # the student's code may fail; say how
+        return None, Feedback(False, f"{call} raised {type(err).__name__}: {err}")
+    if result is None:
+        return None, Feedback(False, f"{call} returned None: is the body written, with a `return`?")
+    return result, None
+
+
 def _as_float(value) -> float:
     return float(value.item() if hasattr(value, "item") else value)
 
@@ -125,12 +137,11 @@ def check_merge_function(merge) -> Feedback:
     cases += [([rng.randrange(4) for _ in range(12)], (rng.randrange(4), rng.randrange(4)), 9) for _ in range(20)]
     for ids, pair, new_id in cases:
         want = _reference_merge(ids, pair, new_id)
-        try:
-            got = list(merge(list(ids), pair, new_id))
-        except Exception as err:  # the student's code may fail; say how
-            return Feedback(False, f"merge({ids}, {pair}, {new_id}) raised {type(err).__name__}: {err}")
-        if got != want:
-            return Feedback(False, f"merge({ids}, {pair}, {new_id}) gave {got}, expected {want}.")
+        got, failed = _try(merge, list(ids), pair, new_id)
+        if failed is not None:
+            return failed
+        if list(got) != want:
+            return Feedback(False, f"merge({ids}, {pair}, {new_id}) gave {list(got)}, expected {want}.")
     return Feedback(True, f"all {len(cases)} cases pass, including the overlapping [5, 5, 5].")
 
 
@@ -144,12 +155,11 @@ def check_pair_counts(count_pairs) -> Feedback:
     cases = [[1, 2, 3, 1, 2], [5, 5, 5], [], [7]] + [[rng.randrange(5) for _ in range(15)] for _ in range(10)]
     for ids in cases:
         want = Counter(zip(ids, ids[1:]))
-        try:
-            got = dict(count_pairs(list(ids)))
-        except Exception as err:
-            return Feedback(False, f"count_pairs({ids}) raised {type(err).__name__}: {err}")
-        if got != dict(want):
-            return Feedback(False, f"count_pairs({ids}) gave {got}, expected {dict(want)}.")
+        got, failed = _try(count_pairs, list(ids))
+        if failed is not None:
+            return failed
+        if dict(got) != dict(want):
+            return Feedback(False, f"count_pairs({ids}) gave {dict(got)}, expected {dict(want)}.")
     return Feedback(True, "adjacent pairs counted right; this is the inner loop of BPE training.")
 
 
@@ -205,10 +215,10 @@ def check_make_windows(make_windows) -> Feedback:
     cases += [([rng.randrange(50) for _ in range(rng.randrange(6, 30))], rng.randrange(1, 6), rng.randrange(1, 6)) for _ in range(20)]
     for ids, max_length, stride in cases:
         want = [(ids[s : s + max_length], ids[s + 1 : s + max_length + 1]) for s in window_starts(len(ids), max_length, stride)]
-        try:
-            got = [(list(x), list(y)) for x, y in make_windows(list(ids), max_length, stride)]
-        except Exception as err:
-            return Feedback(False, f"make_windows({ids}, {max_length}, {stride}) raised {type(err).__name__}: {err}")
+        got, failed = _try(make_windows, list(ids), max_length, stride)
+        if failed is not None:
+            return failed
+        got = [(list(x), list(y)) for x, y in got]
         if got != want:
             return Feedback(False, f"make_windows({ids}, {max_length}, {stride}) gave {got[:3]}…, expected {want[:3]}…")
     return Feedback(True, f"matches GPTDatasetV1 on {len(cases)} cases.")

@@ -103,3 +103,11 @@ def test_make_windows():
                 for i in range(0, len(ids) - max_length + 1, stride)]
     assert right(ex.check_make_windows(good))
     assert wrong(ex.check_make_windows(off_by_one))
+
+
+def test_a_function_without_return_gets_a_hint():
+    def unfinished(*args):
+        ...
+    for checker in (ex.check_merge_function, ex.check_pair_counts, ex.check_make_windows):
+        feedback = checker(unfinished)
+        assert feedback.correct is False and "returned None" in feedback.message

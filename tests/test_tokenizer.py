@@ -404,6 +404,19 @@ def test_trained_round_trip(text, verdict_bpe):
     assert all(0 <= i < verdict_bpe.n_vocab for i in ids)
 
 
+def test_decode_accepts_integer_scalars(verdict_bpe, verdict):
+    import numpy as np
+    import torch
+
+    ids = verdict_bpe.encode(verdict[:200])
+    assert verdict_bpe.decode(np.array(ids)) == verdict[:200]
+    assert verdict_bpe.decode(torch.tensor(ids)) == verdict[:200]
+    simple = SimpleTokenizerV1({"a": 0, "b": 1})
+    assert simple.decode(np.array([1, 0])) == "b a"
+    with pytest.raises(ValueError, match="integers"):
+        verdict_bpe.decode([1.5])
+
+
 def test_train_ignores_special_tokens_in_text():
     text = "ab<|endoftext|>ab<|endoftext|>ab"
     tokenizer = BPETokenizer().train(text, vocab_size=256 + 1 + 1)
@@ -482,6 +495,10 @@ def test_bad_inputs(verdict_bpe):
         BPETokenizer().train("some text", vocab_size=255, special_tokens=())
     with pytest.raises(TypeError):
         BPETokenizer().train(b"bytes", vocab_size=300)
+    with pytest.raises(ValueError, match="non-empty strings"):
+        BPETokenizer().train("some text", vocab_size=300, special_tokens=("",))
+    with pytest.raises(ValueError, match="duplicates"):
+        BPETokenizer().train("some text", vocab_size=300, special_tokens=(ENDOFTEXT, ENDOFTEXT))
     for bad in (512, -1, 10**9):
         with pytest.raises(ValueError, match=rf"{bad}.*0\.\.511"):
             verdict_bpe.decode([100, bad])

@@ -40,7 +40,7 @@ WHITESPACE_MARKS = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}  # · ↵ →
 _BOX_STYLE = "border-radius:3px; padding:1px 0; margin:0 1px 0 0; color:" + TEXT_COLOR
 _CONTAINER_STYLE = (
     "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:14px; "
-    f"line-height:1.9; white-space:pre-wrap; word-break:break-word; color:{TEXT_COLOR}; "
+    f"line-height:1.9; white-space:pre-wrap; word-break:break-word; tab-size:4; color:{TEXT_COLOR}; "
     "background:#ffffff; padding:6px 8px; border:1px solid #e5e7eb; border-radius:6px"
 )
 _NOTE_STYLE = f"font-family:sans-serif; font-size:13px; color:{MUTED_COLOR}; margin:2px 0 6px 0"

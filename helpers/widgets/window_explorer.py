@@ -25,7 +25,7 @@ from .token_viewer import MUTED_COLOR, TEXT_COLOR, encode, pieces_from_ids, piec
 
 INPUT_COLOR = "#bfdbfe"  # background of the selected sample's inputs
 TARGET_COLOR = "#ea580c"  # underline of its targets (inputs shifted by one)
-NEIGHBOUR_COLOR = "#eef0f3"  # background of the neighbouring samples' inputs
+NEIGHBOUR_COLOR = "#e5e7eb"  # background of the neighbouring samples' inputs
 INPUT_BAR = "#60a5fa"
 TARGET_BAR = "#fb923c"
 
@@ -87,7 +87,7 @@ def window_stats(num_tokens: int, max_length: int, stride: int, batch_size: int 
 _FONT = "font-family:sans-serif; font-size:13px"
 _MONO = "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
 _CONTAINER = (
-    f"{_MONO}; font-size:14px; line-height:2.1; white-space:pre-wrap; word-break:break-word; "
+    f"{_MONO}; font-size:14px; line-height:2.1; white-space:pre-wrap; word-break:break-word; tab-size:4; "
     f"color:{TEXT_COLOR}; background:#ffffff; padding:6px 8px; border:1px solid #e5e7eb; "
     "border-radius:6px"
 )
@@ -240,8 +240,10 @@ def windows_html(
         f'{TARGET_COLOR}; padding:0 6px">y</span></td><td style="{_MONO}">{_ids_text(y)}</td></tr>'
         "</table>"
     )
+    # a white card of its own, so it stays readable in dark themes
+    card = f"background:#ffffff; color:{TEXT_COLOR}; padding:6px 8px; border-radius:6px"
     return (
-        f"<div>{legend}<div style=\"{_CONTAINER}\">{body}</div>{id_rows}"
+        f'<div style="{card}">{legend}<div style="{_CONTAINER}">{body}</div>{id_rows}'
         f"{_stats_html(stats, sample, start)}</div>"
     )
 
