@@ -33,7 +33,7 @@ _CODE_STYLE = "padding:6px 10px; overflow-x:auto; font-size:13px; line-height:1.
 
 
 def _module_path(obj) -> str:
-    """``helpers/dataset.py`` for anything defined in ``helpers.dataset``: never an absolute path."""
+    """``helpers/dataset.py`` for anything defined in ``helpers.dataset``; never absolute."""
     module = inspect.getmodule(obj)
     if module is None:
         raise TypeError(f"show_source: cannot tell which module {obj!r} comes from.")

@@ -34,7 +34,7 @@ def test_html_is_highlighted_with_inline_styles_and_escaped():
     assert 'style="color: #008000; font-weight: bold">def</span>' in html  # keyword colour
     assert "-&gt;" in html and "->" not in html.replace("-&gt;", "")  # escaped annotation arrow
     start, _ = _lines(window_starts)
-    assert f"user-select: none; padding-left: 5px; padding-right: 5px;\">{start}</span>" in html
+    assert f'user-select: none; padding-left: 5px; padding-right: 5px;">{start}</span>' in html
     assert "<style" not in html  # no stylesheet: GitHub and Colab drop those
 
 

@@ -40,8 +40,9 @@ WHITESPACE_MARKS = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}  # · ↵ →
 _BOX_STYLE = "border-radius:3px; padding:1px 0; margin:0 1px 0 0; color:" + TEXT_COLOR
 _CONTAINER_STYLE = (
     "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:14px; "
-    f"line-height:1.9; white-space:pre-wrap; word-break:break-word; tab-size:4; color:{TEXT_COLOR}; "
-    "background:#ffffff; padding:6px 8px; border:1px solid #e5e7eb; border-radius:6px"
+    "line-height:1.9; white-space:pre-wrap; word-break:break-word; tab-size:4; "
+    f"color:{TEXT_COLOR}; background:#ffffff; padding:6px 8px; border:1px solid #e5e7eb; "
+    "border-radius:6px"
 )
 _NOTE_STYLE = f"font-family:sans-serif; font-size:13px; color:{MUTED_COLOR}; margin:2px 0 6px 0"
 
@@ -242,6 +243,7 @@ def plot_tokens(
     For readers without a kernel (GitHub), where the widget does not render. Whitespace is
     shown as · ↵ →; a newline also starts a new row. Shows the first ``max_tokens`` tokens.
     Returns the ``Figure``; one patch per box. With ``ax``, draws into that axes instead.
+    In a notebook, end the cell with ``;`` so the figure shows once.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
@@ -285,15 +287,34 @@ def plot_tokens(
         y = -r * row_height
         ax.add_patch(
             FancyBboxPatch(
-                (x0, y), width, 1.0,
+                (x0, y),
+                width,
+                1.0,
                 boxstyle="round,pad=0,rounding_size=0.25",
-                facecolor=color(index), edgecolor="none",
+                facecolor=color(index),
+                edgecolor="none",
             )
         )
-        ax.text(x0 + width / 2, y + 0.5, label, ha="center", va="center_baseline",
-                family="monospace", fontsize=fontsize, color=TEXT_COLOR)
-        ax.text(x0 + width / 2, y - 0.15, id_label, ha="center", va="top",
-                family="monospace", fontsize=fontsize * 0.65, color=MUTED_COLOR)
+        ax.text(
+            x0 + width / 2,
+            y + 0.5,
+            label,
+            ha="center",
+            va="center_baseline",
+            family="monospace",
+            fontsize=fontsize,
+            color=TEXT_COLOR,
+        )
+        ax.text(
+            x0 + width / 2,
+            y - 0.15,
+            id_label,
+            ha="center",
+            va="top",
+            family="monospace",
+            fontsize=fontsize * 0.65,
+            color=MUTED_COLOR,
+        )
     heading = title if title is not None else f"{total:,} tokens"
     if len(pieces) < len(all_pieces):
         heading += f" (first {shown_tokens} shown)"
@@ -325,7 +346,7 @@ def _as_dict(tokenizers) -> dict:
 def viewer_html(text: str, tokenizers: dict, show_whitespace: bool = False) -> str:
     """What the widget shows: ``tokens_html`` for one tokenizer, ``compare_html`` for several."""
     if len(tokenizers) == 1:
-        (name, tokenizer), = tokenizers.items()
+        ((name, tokenizer),) = tokenizers.items()
         try:
             return tokens_html(token_pieces(text, tokenizer), show_whitespace)
         except Exception:  # noqa: BLE001 - compare_html explains the error in its row
@@ -334,7 +355,7 @@ def viewer_html(text: str, tokenizers: dict, show_whitespace: bool = False) -> s
 
 
 def token_viewer(
-    text: str = "Hello, world! Tokenizers split text into pieces \U0001F44B",
+    text: str = "Hello, world! Tokenizers split text into pieces \U0001f44b",
     tokenizers=None,
 ):
     """A text box and a "show whitespace" checkbox over coloured tokens; hover for ids.

@@ -21,7 +21,14 @@ import html
 from typing import NamedTuple
 
 from ..dataset import window_starts
-from .token_viewer import MUTED_COLOR, TEXT_COLOR, encode, pieces_from_ids, piece_title, visible_text
+from .token_viewer import (
+    MUTED_COLOR,
+    TEXT_COLOR,
+    encode,
+    piece_title,
+    pieces_from_ids,
+    visible_text,
+)
 
 INPUT_COLOR = "#bfdbfe"  # background of the selected sample's inputs
 TARGET_COLOR = "#ea580c"  # underline of its targets (inputs shifted by one)
@@ -87,7 +94,8 @@ def window_stats(num_tokens: int, max_length: int, stride: int, batch_size: int 
 _FONT = "font-family:sans-serif; font-size:13px"
 _MONO = "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
 _CONTAINER = (
-    f"{_MONO}; font-size:14px; line-height:2.1; white-space:pre-wrap; word-break:break-word; tab-size:4; "
+    f"{_MONO}; font-size:14px; line-height:2.1; white-space:pre-wrap; word-break:break-word; "
+    "tab-size:4; "
     f"color:{TEXT_COLOR}; background:#ffffff; padding:6px 8px; border:1px solid #e5e7eb; "
     "border-radius:6px"
 )
@@ -104,19 +112,21 @@ def _position_labels(ids: list[int], tokenizer) -> list[tuple[str, str]]:
     """(visible HTML text, hover title) for every token position.
 
     A character split over several tokens (an emoji) is shown on its first position; the
-    others show a faint ``+``, and each position's title has its own id and bytes.
+    others show a faint ``+``; each position's title has its own id.
     """
     labels = []
-    words = hasattr(tokenizer, "int_to_str") and not hasattr(tokenizer, "decode_single_token_bytes")
     for piece in pieces_from_ids(ids, tokenizer):
-        text = piece.text + " " if words else piece.text
+        # word-level tokens (no bytes) are words: give each a space after it
+        text = piece.text + " " if piece.raw is None else piece.text
         for k, token_id in enumerate(piece.ids):
             if len(piece.ids) == 1:
                 title = piece_title(piece)
             else:
                 title = f"id {token_id} \u00b7 part {k + 1} of {len(piece.ids)} of {piece.text!r}"
-            shown = visible_text(text, newlines=True) if k == 0 else (
-                f'<span style="color:{MUTED_COLOR}">+</span>'
+            shown = (
+                visible_text(text, newlines=True)
+                if k == 0
+                else (f'<span style="color:{MUTED_COLOR}">+</span>')
             )
             labels.append((shown, title))
     return labels
@@ -129,12 +139,18 @@ def _encode_cached(text: str, tokenizer) -> tuple[list[int], list[tuple[str, str
     """Encoding and labels of the last text seen (sliders re-render without re-encoding)."""
     if _cache.get("text") != text or _cache.get("tokenizer") is not tokenizer:
         ids = encode(text, tokenizer)
-        _cache.update(text=text, tokenizer=tokenizer, ids=ids, labels=_position_labels(ids, tokenizer))
+        _cache.update(
+            text=text, tokenizer=tokenizer, ids=ids, labels=_position_labels(ids, tokenizer)
+        )
     return _cache["ids"], _cache["labels"]
 
 
 def _ids_text(ids) -> str:
     return "[" + ", ".join(str(i) for i in ids) + "]"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _stats_html(stats: dict, sample: int, start: int) -> str:
@@ -144,25 +160,33 @@ def _stats_html(stats: dict, sample: int, start: int) -> str:
         where = f"with <code>shuffle=False</code> it is row {row} of batch {batch}"
     else:
         where = "it falls in the last, incomplete batch, which <code>drop_last=True</code> drops"
+    dropped = s["samples_dropped"]
     rows = [
         ("tokens in the text", f"{s['num_tokens']:,}"),
         ("samples (windows)", f"{s['num_samples']:,}"),
         (
             f"batches per epoch (batch_size={s['batch_size']}, drop_last)",
             f"{s['batches_per_epoch']:,}"
-            + (f" ({s['samples_dropped']} samples dropped)" if s["samples_dropped"] else ""),
+            + (f" ({_plural(dropped, 'sample')} dropped)" if dropped else ""),
         ),
-        ("overlap of consecutive inputs", f"{s['overlap']} token{'s' if s['overlap'] != 1 else ''}"),
+        ("overlap of consecutive inputs", _plural(s["overlap"], "token")),
         ("tokens skipped between inputs", f"{s['gap']}"),
         ("tokens never used as input", f"{s['tokens_never_input']:,}"),
-        ("input positions per epoch", f"{s['input_tokens_per_epoch']:,} (each token {s['reuse']:.2f}\u00d7 on average)"),
+        (
+            "input positions per epoch",
+            f"{s['input_tokens_per_epoch']:,} "
+            f"(each token {s['reuse']:.2f}\u00d7 as input, on average)",
+        ),
     ]
     cell = "padding:1px 10px 1px 0; text-align:left"
-    body = "".join(f'<tr><td style="{cell}">{k}</td><td style="{cell}"><b>{v}</b></td></tr>' for k, v in rows)
+    body = "".join(
+        f'<tr><td style="{cell}">{k}</td><td style="{cell}"><b>{v}</b></td></tr>' for k, v in rows
+    )
+    table = f"{_FONT}; color:{TEXT_COLOR}; border-collapse:collapse; margin-top:4px"
     return (
         f'<div style="{_FONT}; color:{TEXT_COLOR}; margin-top:6px">'
         f"Sample {sample:,} starts at token {start:,}; {where}.</div>"
-        f'<table style="{_FONT}; color:{TEXT_COLOR}; border-collapse:collapse; margin-top:4px">{body}</table>'
+        f'<table style="{table}">{body}</table>'
     )
 
 
@@ -187,12 +211,14 @@ def windows_html(
     try:
         ids, labels = _encode_cached(text, tokenizer)
     except Exception as err:  # noqa: BLE001 - shown to the user, not raised in a widget
-        return _message(f"The tokenizer cannot encode this text: {html.escape(f'{type(err).__name__}: {err}')}")
+        return _message(
+            f"The tokenizer cannot encode this text: {html.escape(f'{type(err).__name__}: {err}')}"
+        )
     stats = window_stats(len(ids), max_length, stride, batch_size)
     n = stats["num_samples"]
     if n == 0:
         return _message(
-            f"The text is {len(ids)} token{'s' if len(ids) != 1 else ''} long, but one sample needs "
+            f"The text is {_plural(len(ids), 'token')} long, but one sample needs "
             f"max_length + 1 = {max_length + 1} tokens ({max_length} inputs, and one more token "
             f"for the last target). Type more text or lower max_length."
         )
@@ -218,17 +244,20 @@ def windows_html(
             style += f"; background:{NEIGHBOUR_COLOR}"
         if pos in targets:
             style += f"; border-bottom:3px solid {TARGET_COLOR}"
-        spans.append(f'<span title="{html.escape(f"position {pos} · {title}")}" style="{style}">{shown}</span>')
+        hover = html.escape(f"position {pos} \u00b7 {title}")
+        spans.append(f'<span title="{hover}" style="{style}">{shown}</span>')
     more = f'<span style="color:{MUTED_COLOR}">\u2026</span>'
     body = (more if lo > 0 else "") + "".join(spans) + (more if hi < len(ids) else "")
 
     legend = (
         f'<div style="{_FONT}; color:{TEXT_COLOR}; margin:2px 0 4px 0">'
-        f'<span style="background:{INPUT_COLOR}; padding:1px 6px; border-radius:2px">input x</span> '
+        f'<span style="background:{INPUT_COLOR}; padding:1px 6px; border-radius:2px">'
+        "input x</span> "
         f'<span style="border-bottom:3px solid {TARGET_COLOR}; padding:0 6px">target y</span> '
         f'<span style="background:{NEIGHBOUR_COLOR}; padding:1px 6px; border-radius:2px">'
         f"neighbouring samples' inputs</span>"
-        f'<span style="color:{MUTED_COLOR}"> \u00b7 hover a token for its position and id</span></div>'
+        f'<span style="color:{MUTED_COLOR}"> \u00b7 hover a token for its position and id</span>'
+        "</div>"
     )
     x = ids[start : start + max_length]
     y = ids[start + 1 : start + max_length + 1]
@@ -265,6 +294,7 @@ def plot_windows(
     orange bar under it. ``stride`` may be a list: one panel per stride, side by side, to show
     how it changes the overlap. ``tokens`` optionally labels the positions (token strings).
     Returns the ``Figure``; each panel holds two bar patches per row (at most ``max_rows``).
+    In a notebook, end the cell with ``;`` so the figure shows once.
     """
     import matplotlib.pyplot as plt
 
@@ -278,19 +308,34 @@ def plot_windows(
     if ax is None:
         panel_width = 0.26 * num_tokens_shown + 0.4
         fig, axes = plt.subplots(
-            1, len(strides), sharey=True, squeeze=False,
+            1,
+            len(strides),
+            sharey=True,
+            squeeze=False,
             figsize=(panel_width * len(strides) + 0.7, height),
         )
         axes = list(axes[0])
     else:
         fig, axes = ax.figure, [ax]
-    for panel, s, starts in zip(axes, strides, all_starts):
+    for panel, s, starts in zip(axes, strides, all_starts, strict=True):
         shown = starts[:n_rows]
         r = list(range(len(shown)))
-        panel.barh([i - 0.19 for i in r], [max_length] * len(r), left=[st - 0.5 for st in shown],
-                   height=0.36, color=INPUT_BAR, label="input x")
-        panel.barh([i + 0.19 for i in r], [max_length] * len(r), left=[st + 0.5 for st in shown],
-                   height=0.36, color=TARGET_BAR, label="target y (shifted by 1)")
+        panel.barh(
+            [i - 0.19 for i in r],
+            [max_length] * len(r),
+            left=[st - 0.5 for st in shown],
+            height=0.36,
+            color=INPUT_BAR,
+            label="input x",
+        )
+        panel.barh(
+            [i + 0.19 for i in r],
+            [max_length] * len(r),
+            left=[st + 0.5 for st in shown],
+            height=0.36,
+            color=TARGET_BAR,
+            label="target y (shifted by 1)",
+        )
         for pos in range(num_tokens_shown + 1):
             panel.axvline(pos - 0.5, color="#e5e7eb", linewidth=0.6, zorder=0)
         panel.set_xlim(-0.5, num_tokens_shown - 0.5)
@@ -299,8 +344,12 @@ def plot_windows(
         panel.set_yticklabels([f"sample {i}" for i in range(n_rows)], fontsize=8)
         if tokens is not None:
             panel.set_xticks(range(min(num_tokens_shown, len(tokens))))
-            panel.set_xticklabels([str(t) for t in tokens[:num_tokens_shown]], rotation=90,
-                                  fontsize=8, family="monospace")
+            panel.set_xticklabels(
+                [str(t) for t in tokens[:num_tokens_shown]],
+                rotation=90,
+                fontsize=8,
+                family="monospace",
+            )
         else:
             panel.set_xticks(range(0, num_tokens_shown, 2 if num_tokens_shown <= 24 else 4))
             panel.tick_params(axis="x", labelsize=8)
@@ -366,14 +415,33 @@ def window_explorer(
     style = {"description_width": "90px"}
     wide = widgets.Layout(width="420px")
     text_box = widgets.Textarea(value=text, layout=widgets.Layout(width="100%", height="6em"))
-    length_slider = widgets.IntSlider(value=max_length, min=1, max=max(max_slider, max_length),
-                                      description="max_length", style=style, layout=wide)
-    stride_slider = widgets.IntSlider(value=stride, min=1, max=max(max_slider, stride),
-                                      description="stride", style=style, layout=wide)
-    batch_slider = widgets.IntSlider(value=batch_size, min=1, max=max(max_slider, batch_size),
-                                     description="batch_size", style=style, layout=wide)
-    sample_slider = widgets.IntSlider(value=0, min=0, max=0, description="sample", style=style,
-                                      layout=wide)
+    length_slider = widgets.IntSlider(
+        value=max_length,
+        min=1,
+        max=max(max_slider, max_length),
+        description="max_length",
+        style=style,
+        layout=wide,
+    )
+    stride_slider = widgets.IntSlider(
+        value=stride,
+        min=1,
+        max=max(max_slider, stride),
+        description="stride",
+        style=style,
+        layout=wide,
+    )
+    batch_slider = widgets.IntSlider(
+        value=batch_size,
+        min=1,
+        max=max(max_slider, batch_size),
+        description="batch_size",
+        style=style,
+        layout=wide,
+    )
+    sample_slider = widgets.IntSlider(
+        value=0, min=0, max=0, description="sample", style=style, layout=wide
+    )
     output = widgets.HTML()
     busy = [False]
 
@@ -397,8 +465,12 @@ def window_explorer(
         finally:
             busy[0] = False
         output.value = windows_html(
-            text_box.value, tokenizer, length_slider.value, stride_slider.value,
-            batch_slider.value, sample_slider.value,
+            text_box.value,
+            tokenizer,
+            length_slider.value,
+            stride_slider.value,
+            batch_slider.value,
+            sample_slider.value,
         )
 
     for control in (text_box, length_slider, stride_slider, batch_slider, sample_slider):
@@ -406,13 +478,20 @@ def window_explorer(
     update()
 
     box = widgets.VBox(
-        [text_box, widgets.HBox([length_slider, stride_slider]),
-         widgets.HBox([batch_slider, sample_slider]), output],
+        [
+            text_box,
+            widgets.HBox([length_slider, stride_slider]),
+            widgets.HBox([batch_slider, sample_slider]),
+            output,
+        ],
         layout=widgets.Layout(width="100%"),
     )
     box.text, box.output, box.update = text_box, output, update
     box.max_length, box.stride, box.batch_size, box.sample = (
-        length_slider, stride_slider, batch_slider, sample_slider,
+        length_slider,
+        stride_slider,
+        batch_slider,
+        sample_slider,
     )
     box.tokenizer = tokenizer
     return box
