@@ -110,22 +110,11 @@ def check_parameter_count(count) -> Feedback:
 
 # --- 01 tokenizing ------------------------------------------------------------------------------
 
-def _reference_merge(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
 def check_merge_function(merge) -> Feedback:
     """01, exercise 1: ``merge(ids, pair, new_id)`` replaces each occurrence of ``pair``."""
     if (missing := _unanswered(merge)) is not None:
         return missing
+    from .tokenizer import merge_pair
     cases = [
         ([1, 2, 3, 1, 2], (1, 2), 99),
         ([5, 5, 5], (5, 5), 7),  # overlapping: left to right gives [7, 5]
@@ -136,7 +125,7 @@ def check_merge_function(merge) -> Feedback:
     rng = random.Random(0)
     cases += [([rng.randrange(4) for _ in range(12)], (rng.randrange(4), rng.randrange(4)), 9) for _ in range(20)]
     for ids, pair, new_id in cases:
-        want = _reference_merge(ids, pair, new_id)
+        want = merge_pair(ids, pair, new_id)
         got, failed = _try(merge, list(ids), pair, new_id)
         if failed is not None:
             return failed

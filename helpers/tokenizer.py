@@ -202,7 +202,7 @@ def render_token(token: bytes) -> str:
     return "".join(out)
 
 
-def _merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace every non-overlapping occurrence of ``pair`` in ``ids`` (left to right)."""
     out, i = [], 0
     while i < len(ids):
@@ -412,7 +412,7 @@ class BPETokenizer:
         changed = set()
         for w in where.pop(pair):
             old, freq = words[w], freqs[w]
-            new = _merge_pair(old, pair, new_id)
+            new = merge_pair(old, pair, new_id)
             words[w] = new
             old_pairs, new_pairs = Counter(zip(old, old[1:])), Counter(zip(new, new[1:]))
             for p in old_pairs.keys() | new_pairs.keys():
