@@ -42,9 +42,17 @@ def _unanswered(answer) -> Feedback | None:
     return None
 
 
+def _short(value) -> str:
+    """An argument as the feedback shows it: tensors by shape, long lists cut."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"<tensor of shape {tuple(value.shape)}>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _try(fn, *args):
     """Run the student's function; a Feedback instead of a crash when it fails."""
-    call = f"{getattr(fn, '__name__', 'your function')}{args!r}"
+    call = f"{getattr(fn, '__name__', 'your function')}({', '.join(map(_short, args))})"
     try:
         result = fn(*args)
     except Exception as err:  # the student's code may fail; say how
@@ -211,3 +219,154 @@ def check_make_windows(make_windows) -> Feedback:
         if got != want:
             return Feedback(False, f"make_windows({ids}, {max_length}, {stride}) gave {got[:3]}…, expected {want[:3]}…")
     return Feedback(True, f"matches GPTDatasetV1 on {len(cases)} cases.")
+
+
+# --- 03 token embeddings ------------------------------------------------------------------------
+
+def check_embedding_shape(shape) -> Feedback:
+    """03, exercise 1: token + position embeddings for batch 2, max_length 6, dimension 16."""
+    if (missing := _unanswered(shape)) is not None:
+        return missing
+    answer = tuple(int(s) for s in shape)
+    if answer == (2, 6, 16):
+        return Feedback(True, "(2, 6, 16): (batch, tokens, embedding dimension); positions broadcast over the batch.")
+    if answer == (6, 16):
+        return Feedback(False, "that is the positional embedding alone; adding it to the tokens keeps the batch dimension.")
+    return Feedback(False, "each of the 2 × 6 token ids becomes a vector of 16 numbers.")
+
+
+def check_embedding_parameters(count) -> Feedback:
+    """03, exercise 2: parameters in GPT-2 small's token and position embedding layers."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    want = 50_257 * 768 + 1_024 * 768
+    if int(count) == want:
+        return Feedback(True, f"{want:,} = 50,257 · 768 + 1,024 · 768: about a third of the 124M.")
+    if int(count) == 50_257 * 768:
+        return Feedback(False, "that is the token embedding; add the position embedding (1,024 positions).")
+    return Feedback(False, "an Embedding(num, dim) holds num · dim numbers; GPT-2 small has 50,257 tokens, 1,024 positions, 768 dims.")
+
+
+def check_lookup_function(lookup) -> Feedback:
+    """03, exercise 3: ``lookup(weight, ids)`` without nn.Embedding, same result as the lookup."""
+    if (missing := _unanswered(lookup)) is not None:
+        return missing
+    import torch
+
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(10, 4, generator=generator)
+    for ids in (torch.tensor([3]), torch.tensor([2, 3, 5, 1]), torch.tensor([[0, 9], [9, 0]])):
+        got, failed = _try(lookup, weight, ids)
+        if failed is not None:
+            return failed
+        want = torch.nn.functional.embedding(ids, weight)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return Feedback(False, f"for ids of shape {tuple(ids.shape)} expected shape {tuple(want.shape)}, got {getattr(got, 'shape', type(got).__name__)}.")
+        if not torch.allclose(got.float(), want, atol=1e-6):
+            return Feedback(False, f"wrong values for ids {ids.tolist()}: each id should pick its row of weight.")
+    return Feedback(True, "same as nn.Embedding, for single ids, a sequence and a batch.")
+
+
+# --- 04 attention -------------------------------------------------------------------------------
+
+ATTENTION_INPUTS = [  # "Your journey starts with one step", 3-d embeddings
+    [0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
+    [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55],
+]
+
+
+def check_attention_weights(weights) -> Feedback:
+    """04, exercise 1: simple attention weights of the query "starts" (row 2) over all six."""
+    if (missing := _unanswered(weights)) is not None:
+        return missing
+    import torch
+
+    inputs = torch.tensor(ATTENTION_INPUTS)
+    want = torch.softmax(inputs @ inputs[2], dim=0)
+    got = torch.as_tensor(weights, dtype=torch.float32).flatten()
+    if got.shape == want.shape and torch.allclose(got, want, atol=1e-3):
+        return Feedback(True, f"{[round(w, 4) for w in want.tolist()]}: they sum to 1.")
+    if got.shape == want.shape and torch.allclose(got, inputs @ inputs[2], atol=1e-3):
+        return Feedback(False, "those are the scores; normalise them with a softmax.")
+    if got.shape == want.shape and torch.allclose(got, torch.softmax(inputs @ inputs[1], dim=0), atol=1e-3):
+        return Feedback(False, "that is the query 'journey' (row 1); 'starts' is row 2.")
+    return Feedback(False, "scores are the dot products of row 2 with every row; then softmax.")
+
+
+def check_causal_mask(mask) -> Feedback:
+    """04, exercise 2: a (4, 4) boolean mask, True where attention must be blocked."""
+    if (missing := _unanswered(mask)) is not None:
+        return missing
+    import torch
+
+    want = torch.triu(torch.ones(4, 4, dtype=torch.bool), diagonal=1)
+    got = torch.as_tensor(mask)
+    if got.shape != (4, 4):
+        return Feedback(False, f"the mask should be (4, 4), one row per query, got {tuple(got.shape)}.")
+    if torch.equal(got.bool(), want):
+        return Feedback(True, "True above the diagonal: token i may not see tokens after i.")
+    if torch.equal(got.bool(), ~want):
+        return Feedback(False, "inverted: True should mark the *blocked* positions (the future).")
+    if torch.equal(got.bool(), torch.triu(torch.ones(4, 4, dtype=torch.bool))):
+        return Feedback(False, "the diagonal must stay visible: a token may attend to itself.")
+    return Feedback(False, "try torch.triu(torch.ones(4, 4, dtype=torch.bool), diagonal=1).")
+
+
+def check_split_heads_shape(shape) -> Feedback:
+    """04, exercise 3: queries of MultiHeadAttention(d_out=768, 12 heads), batch 2, 10 tokens,
+    after ``view`` into heads and ``transpose(1, 2)``."""
+    if (missing := _unanswered(shape)) is not None:
+        return missing
+    answer = tuple(int(s) for s in shape)
+    if answer == (2, 12, 10, 64):
+        return Feedback(True, "(2, 12, 10, 64): batch, heads, tokens, head_dim = 768 / 12.")
+    if answer == (2, 10, 12, 64):
+        return Feedback(False, "that is after view; transpose(1, 2) swaps tokens and heads.")
+    return Feedback(False, "head_dim = d_out / num_heads; the heads become a batch-like dimension.")
+
+
+# --- 05 the GPT architecture -------------------------------------------------------------------
+
+def check_block_parameters(count) -> Feedback:
+    """05, exercise 1: trainable parameters of one TransformerBlock of GPT-2 small."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    attention = 3 * 768 * 768 + (768 * 768 + 768)
+    feed_forward = (768 * 3072 + 3072) + (3072 * 768 + 768)
+    norms = 2 * (768 + 768)
+    want = attention + feed_forward + norms
+    if int(count) == want:
+        return Feedback(True, f"{want:,} = attention {attention:,} + feed-forward {feed_forward:,} + two LayerNorms {norms:,}.")
+    if int(count) == attention + feed_forward:
+        return Feedback(False, "almost: each LayerNorm has a scale and a shift of 768 values.")
+    return Feedback(False, "add W_query, W_key, W_value (no bias), out_proj (with bias), the two feed-forward layers and two LayerNorms.")
+
+
+def check_gelu_function(gelu) -> Feedback:
+    """05, exercise 2: GELU with the tanh approximation, for any tensor."""
+    if (missing := _unanswered(gelu)) is not None:
+        return missing
+    import torch
+
+    x = torch.linspace(-6, 6, 101)
+    got, failed = _try(gelu, x)
+    if failed is not None:
+        return failed
+    want = torch.nn.functional.gelu(x, approximate="tanh")
+    if isinstance(got, torch.Tensor) and got.shape == x.shape and torch.allclose(got, want, atol=1e-5):
+        return Feedback(True, "matches torch's gelu(approximate='tanh') on [-6, 6].")
+    if isinstance(got, torch.Tensor) and got.shape == x.shape and torch.allclose(got, torch.relu(x), atol=1e-5):
+        return Feedback(False, "that is ReLU; GELU is smooth and slightly negative just below 0.")
+    return Feedback(False, "0.5 · x · (1 + tanh(sqrt(2/π) · (x + 0.044715 · x³))).")
+
+
+def check_output_shape(shape) -> Feedback:
+    """05, exercise 3: logits of GPTModel(GPT_CONFIG_124M) for a batch of 3 texts of 7 tokens."""
+    if (missing := _unanswered(shape)) is not None:
+        return missing
+    answer = tuple(int(s) for s in shape)
+    if answer == (3, 7, 50257):
+        return Feedback(True, "(3, 7, 50257): a score for every vocabulary entry, at every position.")
+    if answer == (3, 50257):
+        return Feedback(False, "the model predicts a next token at every position, not only the last.")
+    return Feedback(False, "(batch, tokens, vocab_size).")

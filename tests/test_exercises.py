@@ -111,3 +111,41 @@ def test_a_function_without_return_gets_a_hint():
     for checker in (ex.check_merge_function, ex.check_pair_counts, ex.check_make_windows):
         feedback = checker(unfinished)
         assert feedback.correct is False and "returned None" in feedback.message
+
+
+def test_embedding_checkers():
+    import torch.nn.functional as F
+
+    assert right(ex.check_embedding_shape((torch.randn(2, 6, 16) + torch.randn(6, 16)).shape))
+    assert "positional embedding alone" in ex.check_embedding_shape((6, 16)).message
+    assert right(ex.check_embedding_parameters(39_383_808))
+    assert "add the position" in ex.check_embedding_parameters(50_257 * 768).message
+    assert right(ex.check_lookup_function(lambda w, ids: F.one_hot(ids, w.shape[0]).float() @ w))
+    assert right(ex.check_lookup_function(lambda w, ids: w[ids]))
+    assert wrong(ex.check_lookup_function(lambda w, ids: w[ids + 1 if ids.max() < 9 else ids]))
+    assert wrong(ex.check_lookup_function(lambda w, ids: w[0]))
+
+
+def test_attention_checkers():
+    inputs = torch.tensor(ex.ATTENTION_INPUTS)
+    assert right(ex.check_attention_weights(torch.softmax(inputs @ inputs[2], dim=0)))
+    assert "scores" in ex.check_attention_weights(inputs @ inputs[2]).message
+    assert "row 1" in ex.check_attention_weights(torch.softmax(inputs @ inputs[1], dim=0)).message
+    mask = torch.triu(torch.ones(4, 4), diagonal=1).bool()
+    assert right(ex.check_causal_mask(mask))
+    assert "inverted" in ex.check_causal_mask(~mask).message
+    assert "diagonal" in ex.check_causal_mask(torch.triu(torch.ones(4, 4)).bool()).message
+    assert wrong(ex.check_causal_mask(torch.ones(3, 3)))
+    q = torch.randn(2, 10, 768).view(2, 10, 12, 64)
+    assert right(ex.check_split_heads_shape(q.transpose(1, 2).shape))
+    assert "transpose" in ex.check_split_heads_shape(q.shape).message
+
+
+def test_architecture_checkers():
+    assert right(ex.check_block_parameters(7_085_568))
+    assert "LayerNorm" in ex.check_block_parameters(7_085_568 - 3_072).message
+    gelu = lambda x: 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3)))
+    assert right(ex.check_gelu_function(gelu))
+    assert "ReLU" in ex.check_gelu_function(torch.relu).message
+    assert right(ex.check_output_shape((3, 7, 50257)))
+    assert wrong(ex.check_output_shape((3, 50257)))

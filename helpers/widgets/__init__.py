@@ -6,8 +6,12 @@ a matplotlib figure. The figures are the static twin of each widget, for readers
 
 token_viewer      tokens as coloured boxes, ids on hover; compare tokenizers      (01)
 window_explorer   input/target sampling windows, stride and overlap              (02)
+embedding_explorer  PCA scatter and cosine neighbours of an embedding table      (03)
+attention_viewer  attention stages and heads of a model, per layer               (04)
+architecture_explorer  parameters, memory and FLOPs of a GPT config; the diagram (05)
 """
 
+from .architecture_diagram import draw_gpt_architecture
 from .token_viewer import (
     PALETTE,
     TokenPiece,
@@ -27,6 +31,7 @@ from .window_explorer import (
 )
 
 __all__ = [
+    "draw_gpt_architecture",
     "PALETTE",
     "TokenPiece",
     "compare_html",
@@ -40,4 +45,50 @@ __all__ = [
     "window_stats",
     "windows",
     "windows_html",
+]
+
+# architecture_explorer: parameters, memory and FLOPs of a GPT config; GPT-2 presets  (05)
+from .architecture_explorer import (  # noqa: E402
+    architecture_explorer,
+    architecture_html,
+    architecture_summary,
+    plot_parameter_breakdown,
+)
+
+# embedding_explorer: word vectors in 2-D by PCA, nearest tokens by cosine  (02, 05)
+from .embedding_explorer import (  # noqa: E402
+    embedding_explorer,
+    nearest_neighbours,
+    neighbours_html,
+    pca_2d,
+    plot_embeddings,
+)
+
+__all__ += [
+    "architecture_explorer",
+    "architecture_html",
+    "architecture_summary",
+    "plot_parameter_breakdown",
+    "embedding_explorer",
+    "nearest_neighbours",
+    "neighbours_html",
+    "pca_2d",
+    "plot_embeddings",
+]
+
+# attention_viewer: scores -> scaled -> masked -> softmax -> dropout, per layer and head  (04)
+from .attention_viewer import (  # noqa: E402
+    attention_stages,
+    attention_viewer,
+    plot_attention_heads,
+    plot_attention_stages,
+    token_labels,
+)
+
+__all__ += [
+    "attention_stages",
+    "attention_viewer",
+    "plot_attention_heads",
+    "plot_attention_stages",
+    "token_labels",
 ]
