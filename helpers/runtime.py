@@ -29,6 +29,15 @@ class Profile:
     bpe_vocab_size: int
     # 01_tokenizing: how many characters of tinyshakespeare the larger BPE demo trains on.
     bpe_corpus_chars: int
+    # 06_pretraining: the book's run on the-verdict, as changes to GPT_CONFIG_124M, and epochs.
+    verdict_config: dict
+    verdict_epochs: int
+    # 06_pretraining: the longer run on tinyshakespeare that saves the base model notebooks
+    # 07-09 fall back to when GPT-2's weights cannot be downloaded.
+    base_config: dict
+    base_corpus_chars: int
+    base_epochs: int
+    base_batch_size: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -37,18 +46,36 @@ PROFILES: dict[str, Profile] = {
         description="tiny sizes for CI: every notebook runs in well under a minute",
         bpe_vocab_size=300,
         bpe_corpus_chars=20_000,
+        verdict_config=dict(context_length=32, emb_dim=32, n_heads=2, n_layers=2),
+        verdict_epochs=1,
+        base_config=dict(context_length=32, emb_dim=32, n_heads=2, n_layers=2),
+        base_corpus_chars=20_000,
+        base_epochs=1,
+        base_batch_size=4,
     ),
     "cpu": Profile(
         name="cpu",
         description="laptop CPU: faithful to the book where minutes allow",
         bpe_vocab_size=1_000,
         bpe_corpus_chars=300_000,
+        verdict_config=dict(context_length=256),  # the book's model: 124M config, context 256
+        verdict_epochs=10,
+        base_config=dict(context_length=128, emb_dim=128, n_heads=4, n_layers=4),
+        base_corpus_chars=1_115_394,
+        base_epochs=1,
+        base_batch_size=8,
     ),
     "gpu": Profile(
         name="gpu",
         description="CUDA or MPS: the book's full settings",
         bpe_vocab_size=1_000,
         bpe_corpus_chars=1_115_394,
+        verdict_config=dict(context_length=256),
+        verdict_epochs=10,
+        base_config=dict(context_length=256),  # GPT-2 small's shape
+        base_corpus_chars=1_115_394,
+        base_epochs=3,
+        base_batch_size=8,
     ),
 }
 
@@ -128,11 +155,18 @@ def describe() -> str:
 def profile_table() -> str:
     """The profiles side by side, as plain text, for the README and notebooks."""
     names = [f.name for f in fields(Profile) if f.name not in ("name", "description")]
-    header = f"{'setting':<20}" + "".join(f"{p:>12}" for p in PROFILES)
+    header = f"{'setting':<20}" + "".join(f"{p:>14}" for p in PROFILES)
     rows = [header]
     for field_name in names:
-        rows.append(
-            f"{field_name:<20}"
-            + "".join(f"{getattr(p, field_name):>12,}" for p in PROFILES.values())
-        )
+        values = [_short(getattr(p, field_name)) for p in PROFILES.values()]
+        rows.append(f"{field_name:<20}" + "".join(f"{v:>14}" for v in values))
     return "\n".join(rows)
+
+
+def _short(value) -> str:
+    """A profile value in a few characters: numbers with separators, configs by their size."""
+    if isinstance(value, dict):
+        if not value.keys() - {"context_length"}:
+            return f"124M/ctx{value['context_length']}"
+        return f"{value.get('n_layers', '')}x{value.get('emb_dim', '')}/ctx{value.get('context_length', '')}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
