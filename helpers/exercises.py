@@ -370,3 +370,47 @@ def check_output_shape(shape) -> Feedback:
     if answer == (3, 50257):
         return Feedback(False, "the model predicts a next token at every position, not only the last.")
     return Feedback(False, "(batch, tokens, vocab_size).")
+
+
+# --- 06 pretraining -----------------------------------------------------------------------------
+
+def check_perplexity(value) -> Feedback:
+    """06, exercise 1: the perplexity of a cross-entropy loss of 10.7940."""
+    if (missing := _unanswered(value)) is not None:
+        return missing
+    want = math.exp(10.7940)
+    if math.isclose(_as_float(value), want, rel_tol=1e-3):
+        return Feedback(True, f"e^10.7940 ≈ {want:,.0f}: as unsure as choosing among ~48,700 tokens.")
+    if math.isclose(_as_float(value), math.log(10.7940), rel_tol=1e-3):
+        return Feedback(False, "perplexity is exp(loss), not log(loss).")
+    return Feedback(False, "perplexity = exp(cross-entropy loss), e.g. torch.exp(torch.tensor(10.7940)).")
+
+
+def check_top_k_filter(top_k_filter) -> Feedback:
+    """06, exercise 2: ``top_k_filter(logits, k)`` keeps the k largest logits, others -inf."""
+    if (missing := _unanswered(top_k_filter)) is not None:
+        return missing
+    import torch
+
+    logits = torch.tensor([4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79])
+    for k in (1, 3, 9):
+        got, failed = _try(top_k_filter, logits.clone(), k)
+        if failed is not None:
+            return failed
+        threshold = torch.topk(logits, k).values[-1]
+        want = torch.where(logits < threshold, torch.tensor(-torch.inf), logits)
+        if not isinstance(got, torch.Tensor) or not torch.equal(got, want):
+            return Feedback(False, f"for k={k} expected {want.tolist()}, got {got.tolist() if isinstance(got, torch.Tensor) else got}.")
+    return Feedback(True, "the k largest logits survive, the rest become -inf, so softmax gives them 0.")
+
+
+def check_overfitting_diagnosis(answer) -> Feedback:
+    """06, exercise 3: train loss 0.39, validation loss 6.45: 'underfitting', 'overfitting' or 'good fit'?"""
+    if (missing := _unanswered(answer)) is not None:
+        return missing
+    text = str(answer).strip().lower()
+    if "over" in text:
+        return Feedback(True, "the model memorises the training text (loss 0.39) but predicts new text badly (6.45).")
+    if "under" in text:
+        return Feedback(False, "an underfit model is bad on its training data too; 0.39 is very low.")
+    return Feedback(False, "compare the two losses: which data does the model do well on?")

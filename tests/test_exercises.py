@@ -149,3 +149,20 @@ def test_architecture_checkers():
     assert "ReLU" in ex.check_gelu_function(torch.relu).message
     assert right(ex.check_output_shape((3, 7, 50257)))
     assert wrong(ex.check_output_shape((3, 50257)))
+
+
+def test_pretraining_checkers():
+    import math
+
+    assert right(ex.check_perplexity(torch.exp(torch.tensor(10.7940))))
+    assert "not log" in ex.check_perplexity(math.log(10.7940)).message
+    assert wrong(ex.check_perplexity(10.7940))
+
+    def good(logits, k):
+        top = torch.topk(logits, k).values[-1]
+        return torch.where(logits < top, torch.tensor(float("-inf")), logits)
+    assert right(ex.check_top_k_filter(good))
+    assert wrong(ex.check_top_k_filter(lambda logits, k: torch.topk(logits, k).values))
+    assert right(ex.check_overfitting_diagnosis("Overfitting"))
+    assert "underfit" in ex.check_overfitting_diagnosis("underfitting").message
+    assert wrong(ex.check_overfitting_diagnosis("good fit"))

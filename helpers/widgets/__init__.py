@@ -9,6 +9,8 @@ window_explorer   input/target sampling windows, stride and overlap             
 embedding_explorer  PCA scatter and cosine neighbours of an embedding table      (03)
 attention_viewer  attention stages and heads of a model, per layer               (04)
 architecture_explorer  parameters, memory and FLOPs of a GPT config; the diagram (05)
+training_dashboard  live loss curves, latest sample, tokens/s                    (06)
+sampling_playground  next-token distribution, temperature, top-k, top-p          (06)
 """
 
 from .architecture_diagram import draw_gpt_architecture
@@ -91,4 +93,38 @@ __all__ += [
     "plot_attention_heads",
     "plot_attention_stages",
     "token_labels",
+]
+
+# sampling_playground: temperature, top-k, top-p and the next-token distribution  (06)
+from .sampling_playground import (  # noqa: E402
+    plot_next_token_probs,
+    plot_temperature_effect,
+    sampling_playground,
+    token_label,
+    top_candidates,
+)
+
+__all__ += [
+    "plot_next_token_probs",
+    "plot_temperature_effect",
+    "sampling_playground",
+    "token_label",
+    "top_candidates",
+]
+
+# training_dashboard: loss curves redrawn in place, latest sample, tokens per second  (06)
+from .training_dashboard import (  # noqa: E402
+    TrainingDashboard,
+    dashboard_figure,
+    sample_html,
+    status_html,
+    training_dashboard,
+)
+
+__all__ += [
+    "TrainingDashboard",
+    "dashboard_figure",
+    "sample_html",
+    "status_html",
+    "training_dashboard",
 ]
