@@ -414,3 +414,82 @@ def check_overfitting_diagnosis(answer) -> Feedback:
     if "under" in text:
         return Feedback(False, "an underfit model is bad on its training data too; 0.39 is very low.")
     return Feedback(False, "compare the two losses: which data does the model do well on?")
+
+
+# --- 07 LoRA -------------------------------------------------------------------------------------
+
+def check_lora_parameters(count) -> Feedback:
+    """07, exercise 1: LoRA parameters of rank 8 on an nn.Linear(768, 3072)."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    want = 8 * (768 + 3072)
+    if int(count) == want:
+        return Feedback(True, f"{want:,} = 8 · (768 + 3072): A is 768 × 8, B is 8 × 3072; the full matrix has {768 * 3072:,}.")
+    if int(count) == 8 * 768 * 3072:
+        return Feedback(False, "that is rank × in × out; A and B each have only one dimension of size r.")
+    return Feedback(False, "A has in_dim × r entries and B has r × out_dim.")
+
+
+def check_lora_scaling(scaling) -> Feedback:
+    """07, exercise 2: the scaling of an adapter with alpha = 32 and rank = 8."""
+    if (missing := _unanswered(scaling)) is not None:
+        return missing
+    if math.isclose(_as_float(scaling), 4.0):
+        return Feedback(True, "alpha / rank = 32 / 8 = 4: the update A·B is multiplied by 4.")
+    if math.isclose(_as_float(scaling), 0.25):
+        return Feedback(False, "upside down: it is alpha divided by rank.")
+    return Feedback(False, "scaling = alpha / rank.")
+
+
+def check_why_b_is_zero(answer) -> Feedback:
+    """07, exercise 3: why B starts at zero: 'a', 'b' or 'c'."""
+    if (missing := _unanswered(answer)) is not None:
+        return missing
+    choice = str(answer).strip().lower()[:1]
+    if choice == "b":
+        return Feedback(True, "A·B = 0 at the start, so the adapted model begins exactly as the base model.")
+    if choice == "a":
+        return Feedback(False, "zeros do not make training faster; what do they do to the model's first outputs?")
+    if choice == "c":
+        return Feedback(False, "A is random, so gradients still flow to B; think about A·B at step 0.")
+    return Feedback(False, "answer 'a', 'b' or 'c'.")
+
+
+# --- 08 classification ---------------------------------------------------------------------------
+
+def check_last_token_reason(answer) -> Feedback:
+    """08, exercise 1: why classify from the last token: 'a', 'b' or 'c'."""
+    if (missing := _unanswered(answer)) is not None:
+        return missing
+    choice = str(answer).strip().lower()[:1]
+    if choice == "c":
+        return Feedback(True, "with the causal mask only the last token has attended to every token of the message.")
+    if choice == "a":
+        return Feedback(False, "the last token is often just punctuation or padding; its position is what matters.")
+    if choice == "b":
+        return Feedback(False, "all positions have the same size of output; think about what each position can see.")
+    return Feedback(False, "answer 'a', 'b' or 'c'.")
+
+
+def check_accuracy(accuracy) -> Feedback:
+    """08, exercise 2: accuracy of 270 correct answers out of 300, as a fraction."""
+    if (missing := _unanswered(accuracy)) is not None:
+        return missing
+    value = _as_float(accuracy)
+    if math.isclose(value, 0.9):
+        return Feedback(True, "270 / 300 = 0.9, i.e. 90%.")
+    if math.isclose(value, 90.0):
+        return Feedback(False, "that is the percentage; give the fraction between 0 and 1.")
+    return Feedback(False, "accuracy = correct predictions / all predictions.")
+
+
+def check_trainable_choice(answer) -> Feedback:
+    """08, exercise 3: which parameters to train for a small base model trained on little text."""
+    if (missing := _unanswered(answer)) is not None:
+        return missing
+    text = str(answer).strip().lower()
+    if "all" in text:
+        return Feedback(True, "a weak base model's lower layers have little useful to keep; training all of them helps most.")
+    if "last" in text or "head" in text:
+        return Feedback(False, "that suits a strong base like GPT-2; a small model trained on 1 MB has little worth freezing.")
+    return Feedback(False, "answer 'all layers' or 'last block'.")

@@ -38,6 +38,8 @@ class Profile:
     base_corpus_chars: int
     base_epochs: int
     base_batch_size: int
+    # 08_finetuning_for_classification: epochs of each fine-tuning run on the spam data.
+    classify_epochs: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -52,6 +54,7 @@ PROFILES: dict[str, Profile] = {
         base_corpus_chars=20_000,
         base_epochs=1,
         base_batch_size=4,
+        classify_epochs=1,
     ),
     "cpu": Profile(
         name="cpu",
@@ -64,6 +67,7 @@ PROFILES: dict[str, Profile] = {
         base_corpus_chars=1_115_394,
         base_epochs=1,
         base_batch_size=8,
+        classify_epochs=5,
     ),
     "gpu": Profile(
         name="gpu",
@@ -76,6 +80,7 @@ PROFILES: dict[str, Profile] = {
         base_corpus_chars=1_115_394,
         base_epochs=3,
         base_batch_size=8,
+        classify_epochs=5,
     ),
 }
 

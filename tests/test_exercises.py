@@ -166,3 +166,14 @@ def test_pretraining_checkers():
     assert right(ex.check_overfitting_diagnosis("Overfitting"))
     assert "underfit" in ex.check_overfitting_diagnosis("underfitting").message
     assert wrong(ex.check_overfitting_diagnosis("good fit"))
+
+
+def test_lora_and_classification_checkers():
+    assert right(ex.check_lora_parameters(8 * (768 + 3072)))
+    assert "rank × in × out" in ex.check_lora_parameters(8 * 768 * 3072).message
+    assert right(ex.check_lora_scaling(32 / 8)) and wrong(ex.check_lora_scaling(0.25))
+    assert right(ex.check_why_b_is_zero("b")) and wrong(ex.check_why_b_is_zero("a"))
+    assert right(ex.check_last_token_reason("c")) and wrong(ex.check_last_token_reason("a"))
+    assert right(ex.check_accuracy(270 / 300)) and "percentage" in ex.check_accuracy(90).message
+    assert right(ex.check_trainable_choice("all layers"))
+    assert wrong(ex.check_trainable_choice("last block"))

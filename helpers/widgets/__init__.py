@@ -11,6 +11,8 @@ attention_viewer  attention stages and heads of a model, per layer              
 architecture_explorer  parameters, memory and FLOPs of a GPT config; the diagram (05)
 training_dashboard  live loss curves, latest sample, tokens/s                    (06)
 sampling_playground  next-token distribution, temperature, top-k, top-p          (06)
+lora_explorer     LoRA parameter counts per GPT-2 size; low-rank approximation   (07)
+spam_probe        P(spam) of a message; tokens red/green by their influence      (08)
 """
 
 from .architecture_diagram import draw_gpt_architecture
@@ -127,4 +129,42 @@ __all__ += [
     "sample_html",
     "status_html",
     "training_dashboard",
+]
+
+# lora_explorer: LoRA's trainable parameters per rank and GPT-2 size; what rank r keeps  (07)
+from .lora_explorer import (  # noqa: E402
+    energy_kept,
+    example_weight,
+    lora_counts,
+    lora_counts_html,
+    lora_explorer,
+    low_rank_approximation,
+    plot_low_rank,
+    plot_singular_values,
+)
+
+__all__ += [
+    "energy_kept",
+    "example_weight",
+    "lora_counts",
+    "lora_counts_html",
+    "lora_explorer",
+    "low_rank_approximation",
+    "plot_low_rank",
+    "plot_singular_values",
+]
+
+# spam_probe: P(spam) of a message, each token's influence by leaving it out  (08)
+from .spam_probe import (  # noqa: E402
+    TokenInfluence,
+    probe_html,
+    spam_probe,
+    token_influence,
+)
+
+__all__ += [
+    "TokenInfluence",
+    "probe_html",
+    "spam_probe",
+    "token_influence",
 ]

@@ -1,0 +1,648 @@
+"""Phase 08, fine-tuning for classification: GPT-2 becomes a spam filter.
+
+The steps, in the order the notebook takes them::
+
+    load_sms_spam()                  the UCI SMS Spam Collection: 4,825 ham, 747 spam
+    prepare_spam_splits()            balance by undersampling ham, shuffle, split 70/10/20
+    SpamDataset, spam_dataloaders()  token ids padded to one length, labels 0 (ham) / 1 (spam)
+    add_classification_head()        a 2-way output layer instead of the 50,257-way one
+    freeze_for_classification()      train only the last block, the final norm and the head
+    calc_loss_batch_classifier()     cross-entropy of the last token's two logits
+    calc_accuracy_loader()           share of messages whose likelier class is the right one
+    train_classifier_simple()        the book's loop, with accuracies after each epoch
+    classify_review(), spam_probability()   one message -> "spam" / "not spam", P(spam)
+    confusion_matrix(), plot_confusion_matrix(), plot_values()
+
+Why the last token: under the causal mask it is the only position that has attended to
+every token of the message, so its output vector is the one that can summarise all of it.
+
+Usage::
+
+    tokenizer = gpt2_tokenizer()
+    train_loader, val_loader, test_loader = spam_dataloaders(tokenizer, context_length=1024)
+    torch.manual_seed(123)
+    add_classification_head(model)                 # model: a GPTModel with GPT-2's weights
+    freeze_for_classification(model)               # the last block, final_norm, out_head
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
+    train_classifier_simple(model, train_loader, val_loader, optimizer, "cpu",
+                            num_epochs=5, eval_freq=50, eval_iter=5)
+    classify_review("You are a winner ...", model, tokenizer, "cpu",
+                    max_length=train_loader.dataset.max_length)          # 'spam'
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .data import fetch
+from .train import TrainingUpdate, _eval_mode, _interrupts_deferred, _plot_curves
+
+SPAM_FILE = "SMSSpamCollection"
+LABEL_IDS = {"ham": 0, "spam": 1}
+CLASS_NAMES = ("not spam", "spam")  # what classify_review answers, by class id
+PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>, the book's padding token
+
+# Facts of the data set and the book's split, checked whenever the data is loaded.
+N_MESSAGES, N_HAM, N_SPAM = 5_572, 4_825, 747
+SPLIT_SIZES = (1_045, 149, 300)  # train, validation, test of the balanced 1,494 messages
+
+
+# ---------------------------------------------------------------------------------------------
+# The data
+# ---------------------------------------------------------------------------------------------
+
+
+def load_sms_spam():
+    """The SMS Spam Collection as a DataFrame with columns ``Label`` ("ham"/"spam"), ``Text``.
+
+    Tab-separated without a header; pandas' default quoting is the reading the book's counts
+    (5,572 messages: 4,825 ham, 747 spam) come from, so they are checked here.
+    """
+    import pandas as pd
+
+    df = pd.read_csv(fetch(SPAM_FILE), sep="\t", header=None, names=["Label", "Text"])
+    counts = df["Label"].value_counts()
+    assert (len(df), counts.get("ham"), counts.get("spam")) == (N_MESSAGES, N_HAM, N_SPAM), (
+        f"{SPAM_FILE} read as {len(df)} messages ({counts.to_dict()}), "
+        f"expected {N_MESSAGES}: {N_HAM} ham, {N_SPAM} spam."
+    )
+    return df
+
+
+def prepare_spam_splits(seed: int = 123):
+    """(train, validation, test) DataFrames of balanced data, ``Label`` as 0 (ham) / 1 (spam).
+
+    Balanced: a random 747 of the ham messages, so each class is half the data and a
+    classifier cannot score 87% by always answering "ham". Then shuffled and cut 70/10/20
+    by position: 1,045 / 149 / 300 messages. ``seed`` is pandas' ``random_state`` for both
+    draws; the default gives the book's split.
+    """
+    import pandas as pd
+
+    df = load_sms_spam()
+    spam = df[df["Label"] == "spam"]
+    ham = df[df["Label"] == "ham"].sample(len(spam), random_state=seed)
+    balanced = pd.concat([ham, spam])
+    balanced["Label"] = balanced["Label"].map(LABEL_IDS)
+    shuffled = balanced.sample(frac=1, random_state=seed).reset_index(drop=True)
+    train_end = int(len(shuffled) * 0.7)
+    val_end = train_end + int(len(shuffled) * 0.1)
+    splits = (
+        shuffled[:train_end].reset_index(drop=True),
+        shuffled[train_end:val_end].reset_index(drop=True),
+        shuffled[val_end:].reset_index(drop=True),
+    )
+    assert tuple(len(s) for s in splits) == SPLIT_SIZES, [len(s) for s in splits]
+    return splits
+
+
+def _encode(text: str, tokenizer) -> list[int]:
+    """Token ids of ``text``; ``<|endoftext|>`` typed in a message is the token, not an error."""
+    try:
+        return list(tokenizer.encode(text, allowed_special={"<|endoftext|>"}))
+    except TypeError:  # tokenizers without special-token options (SimpleTokenizerV2)
+        return list(tokenizer.encode(text))
+
+
+def pad_or_truncate(ids: list[int], length: int, pad_token_id: int = PAD_TOKEN_ID) -> list[int]:
+    """The first ``length`` ids, padded on the right with ``pad_token_id`` up to ``length``."""
+    ids = list(ids[:length])
+    return ids + [pad_token_id] * (length - len(ids))
+
+
+class SpamDataset(Dataset):
+    """Messages as equal-length token ids, and their labels: items ``(ids, label)``.
+
+    ``data``: a DataFrame with ``Text`` and ``Label`` (0/1, or "ham"/"spam"), or the path of
+    a CSV file holding one. ``max_length``: the length of every item; ``None`` takes the
+    longest encoded message (120 tokens in the book's training split). Longer messages are
+    cut, shorter ones padded with ``pad_token_id``. ``context_length``, if given, caps
+    ``max_length``, so no item is longer than the model can read: for validation and test
+    pass ``max_length=train_dataset.max_length`` and the model's ``context_length``.
+    """
+
+    def __init__(
+        self,
+        data,
+        tokenizer,
+        max_length: int | None = None,
+        pad_token_id: int = PAD_TOKEN_ID,
+        context_length: int | None = None,
+    ):
+        import pandas as pd
+
+        df = pd.read_csv(data) if isinstance(data, (str, Path)) else data
+        self.data = df
+        self.pad_token_id = pad_token_id
+        # an empty message comes back from a CSV file as NaN: it is still an (empty) message
+        texts = df["Text"].fillna("").astype(str)
+        self.encoded_texts = [_encode(text, tokenizer) for text in texts]
+        self.longest_length = max((len(ids) for ids in self.encoded_texts), default=0)
+        length = self.longest_length if max_length is None else max_length
+        if context_length is not None:
+            length = min(length, context_length)
+        if length < 1:
+            raise ValueError(f"max_length must be at least 1 token, got {length}.")
+        self.max_length = length
+        self.labels = [_label_id(label) for label in df["Label"]]
+        # padded once here rather than in __getitem__: the data is small, epochs are many
+        self.encoded_texts = [
+            pad_or_truncate(ids, length, pad_token_id) for ids in self.encoded_texts
+        ]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return (
+            torch.tensor(self.encoded_texts[index], dtype=torch.long),
+            torch.tensor(self.labels[index], dtype=torch.long),
+        )
+
+
+def _label_id(label) -> int:
+    """0 or 1 from "ham"/"spam", a number, or a number as text (as a mixed CSV column reads)."""
+    return LABEL_IDS[label] if label in LABEL_IDS else int(label)
+
+
+def spam_dataloaders(
+    tokenizer,
+    batch_size: int = 8,
+    context_length: int = 1024,
+    seed: int = 123,
+    num_workers: int = 0,
+    pad_token_id: int = PAD_TOKEN_ID,
+):
+    """(train, validation, test) loaders of the book's split, ready for training.
+
+    All three use the training split's longest message as their length (capped at
+    ``context_length``), so the model always reads the same number of tokens. The training
+    loader shuffles (drawing from torch's global generator, as the book's does: seed it
+    with ``torch.manual_seed`` for a repeatable order) and drops the last incomplete batch;
+    with ``batch_size=8`` that gives 130 / 19 / 38 batches. Each loader's ``.dataset`` is
+    its ``SpamDataset`` (``.max_length``, ``.data``).
+    """
+    train_df, val_df, test_df = prepare_spam_splits(seed)
+    train_set = SpamDataset(train_df, tokenizer, None, pad_token_id, context_length)
+    length = train_set.max_length
+
+    def loader(df, train: bool) -> DataLoader:
+        dataset = train_set if train else SpamDataset(df, tokenizer, length, pad_token_id)
+        return DataLoader(
+            dataset, batch_size, shuffle=train, drop_last=train, num_workers=num_workers
+        )
+
+    return loader(train_df, True), loader(val_df, False), loader(test_df, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model: a new head, most of the network frozen
+# ---------------------------------------------------------------------------------------------
+
+
+def add_classification_head(model: nn.Module, num_classes: int = 2) -> nn.Module:
+    """Replace ``model.out_head`` (emb_dim -> vocab) by a new ``Linear(emb_dim, num_classes)``.
+
+    Its weights are random: call ``torch.manual_seed`` first for repeatable ones. It lands on
+    the device and dtype of the head it replaces. Returns ``model`` (changed in place).
+    """
+    old = model.out_head
+    model.out_head = nn.Linear(old.in_features, num_classes).to(
+        device=old.weight.device, dtype=old.weight.dtype
+    )
+    return model
+
+
+FREEZE_MODES = {
+    "last_block": "the last transformer block, final_norm and out_head (the book's choice)",
+    "head": "out_head only",
+    "all": "every parameter",
+}
+
+
+def freeze_for_classification(model: nn.Module, train: str = "last_block") -> int:
+    """Choose what fine-tuning may change; return the number of trainable parameters.
+
+    ``"last_block"``: the last transformer block, the final LayerNorm and the new head learn,
+    everything else is frozen (``requires_grad=False``). The book found this enough: the
+    lower layers hold general language skills worth keeping, and training fewer weights is
+    faster. ``"head"``: only ``out_head``. ``"all"``: everything, the slowest and largest.
+    """
+    if train not in FREEZE_MODES:
+        raise ValueError(f"train must be one of {sorted(FREEZE_MODES)}, got {train!r}.")
+    for param in model.parameters():
+        param.requires_grad = train == "all"
+    trainable = {"all": [], "head": [model.out_head]}.get(
+        train, [model.trf_blocks[-1], model.final_norm, model.out_head]
+    )
+    for module in trainable:
+        for param in module.parameters():
+            param.requires_grad = True
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss and accuracy: only the last token's logits count
+# ---------------------------------------------------------------------------------------------
+
+
+def last_token_logits(model: nn.Module, input_batch: torch.Tensor) -> torch.Tensor:
+    """(batch, num_classes): the model's output at the last position of each sequence."""
+    return model(input_batch)[:, -1, :]
+
+
+def calc_loss_batch_classifier(input_batch, target_batch, model: nn.Module, device) -> torch.Tensor:
+    """Mean cross-entropy of one batch: last-token logits against the class labels."""
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    return nn.functional.cross_entropy(last_token_logits(model, input_batch), target_batch)
+
+
+def _batches_to_use(data_loader, num_batches: int | None) -> int:
+    """How many batches to read: all, or the first ``num_batches``; a clear error if none."""
+    if len(data_loader) == 0:
+        raise ValueError(
+            f"The data loader has no batches ({len(data_loader.dataset)} examples, "
+            f"batch_size={data_loader.batch_size}, drop_last={data_loader.drop_last}): "
+            "give it more examples, a smaller batch_size, or drop_last=False."
+        )
+    if num_batches is None:
+        return len(data_loader)
+    if num_batches < 1:
+        raise ValueError(f"num_batches must be at least 1, got {num_batches}.")
+    return min(num_batches, len(data_loader))
+
+
+def calc_loss_loader_classifier(
+    data_loader, model: nn.Module, device, num_batches: int | None = None
+) -> float:
+    """Mean classification loss over the first ``num_batches`` batches (all if ``None``).
+
+    Computed without gradients; the model's train/eval mode is left as it is (the book wraps
+    this in ``model.eval()`` itself, as ``evaluate_model`` does).
+    """
+    n = _batches_to_use(data_loader, num_batches)
+    total = 0.0
+    with torch.no_grad():
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= n:
+                break
+            total += calc_loss_batch_classifier(input_batch, target_batch, model, device).item()
+    return total / n
+
+
+def _predictions(data_loader, model: nn.Module, device, num_batches: int | None):
+    """(predicted, true) class ids over the first ``num_batches`` batches, in eval mode."""
+    n = _batches_to_use(data_loader, num_batches)
+    predicted, true = [], []
+    with _eval_mode(model):  # no dropout, no gradients; the previous mode afterwards
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= n:
+                break
+            logits = last_token_logits(model, input_batch.to(device))
+            predicted.append(logits.argmax(dim=-1).cpu())
+            true.append(target_batch.cpu())
+    return torch.cat(predicted), torch.cat(true)
+
+
+def calc_accuracy_loader(
+    data_loader, model: nn.Module, device, num_batches: int | None = None
+) -> float:
+    """Share of examples (0..1) in the first ``num_batches`` batches classified correctly.
+
+    A prediction is the class with the largest last-token logit; softmax would not change
+    which that is. Counted over examples, so a short last batch weighs what it holds.
+    """
+    predicted, true = _predictions(data_loader, model, device, num_batches)
+    return (predicted == true).float().mean().item()
+
+
+def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int):
+    """(train loss, validation loss), each over the first ``eval_iter`` batches, in eval mode."""
+    with _eval_mode(model):
+        train_loss = calc_loss_loader_classifier(train_loader, model, device, eval_iter)
+        val_loss = calc_loss_loader_classifier(val_loader, model, device, eval_iter)
+    return train_loss, val_loss
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassifierUpdate(TrainingUpdate):
+    """A ``TrainingUpdate`` (so ``TrainingDashboard`` can draw it) plus what classification
+    adds: examples seen and the accuracies after each epoch. ``sample`` holds the accuracy
+    line of the latest epoch; ``tokens_seen`` counts padding too, since the model reads it."""
+
+    examples_seen: int = 0
+    train_accs: tuple = ()
+    val_accs: tuple = ()
+
+
+def accuracy_line(train_accuracy: float, val_accuracy: float) -> str:
+    """The book's per-epoch line: ``Training accuracy: 95.00% | Validation accuracy: 92.50%``."""
+    return (
+        f"Training accuracy: {train_accuracy * 100:.2f}% | "
+        f"Validation accuracy: {val_accuracy * 100:.2f}%"
+    )
+
+
+@dataclass
+class _Record:
+    """What a training run has counted and measured so far."""
+
+    num_epochs: int
+    steps_per_epoch: int
+    step: int = -1  # the last finished optimizer step, as printed: "Step 000000" is the first
+    epoch: int = 0  # counted from 0
+    examples_seen: int = 0
+    tokens_seen: int = 0
+    train_losses: list = field(default_factory=list)
+    val_losses: list = field(default_factory=list)
+    track_tokens_seen: list = field(default_factory=list)
+    eval_steps: list = field(default_factory=list)
+    train_accs: list = field(default_factory=list)
+    val_accs: list = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def append(self, **values) -> None:
+        """Append to several lists at once, so an interrupt cannot leave them uneven."""
+        with _interrupts_deferred():
+            for name, value in values.items():
+                getattr(self, name).append(value)
+
+    def update(self, event: str, learning_rate: float, sample: str | None) -> ClassifierUpdate:
+        elapsed = time.perf_counter() - self.started
+        return ClassifierUpdate(
+            event=event,
+            step=self.step,
+            epoch=min(self.epoch + 1, self.num_epochs),
+            num_epochs=self.num_epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            tokens_seen=self.tokens_seen,
+            train_losses=list(self.train_losses),
+            val_losses=list(self.val_losses),
+            track_tokens_seen=list(self.track_tokens_seen),
+            eval_steps=list(self.eval_steps),
+            sample=sample,
+            start_context="",
+            # averaged over the whole run: evaluations are part of what a step costs here
+            tokens_per_second=self.tokens_seen / elapsed if self.tokens_seen else None,
+            learning_rate=learning_rate,
+            elapsed_seconds=elapsed,
+            examples_seen=self.examples_seen,
+            train_accs=tuple(self.train_accs),
+            val_accs=tuple(self.val_accs),
+        )
+
+
+def train_classifier_simple(
+    model,
+    train_loader,
+    val_loader,
+    optimizer,
+    device,
+    num_epochs: int,
+    eval_freq: int,
+    eval_iter: int,
+    *,
+    callback=None,
+    progress: bool = True,
+):
+    """Fine-tune ``model`` as a classifier; return
+    ``(train_losses, val_losses, train_accs, val_accs, examples_seen)``.
+
+    The book's loop: one optimizer step per batch; every ``eval_freq`` steps, print both
+    losses over ``eval_iter`` batches ("Ep 1 (Step 000000): Train loss ..., Val loss ...");
+    after each epoch, print the accuracies over ``eval_iter`` batches. ``progress``: a
+    progress bar over the steps. ``callback``: called with a ``ClassifierUpdate`` after each
+    evaluation ("evaluation"), each epoch ("epoch_end") and once at the end ("finished" or
+    "interrupted"), e.g. a ``TrainingDashboard``. Interrupting (Ctrl-C, Jupyter's stop
+    button) ends training early and returns what was recorded so far; the model keeps the
+    weights of the last completed step.
+    """
+    if eval_freq < 1:
+        raise ValueError(f"eval_freq must be at least 1 step, got {eval_freq}.")
+    for name, loader in (("training", train_loader), ("validation", val_loader)):
+        if len(loader) == 0:
+            raise ValueError(f"The {name} loader has no batches.")
+    rec = _Record(num_epochs, len(train_loader))
+    log = _Log(len(train_loader) * num_epochs, progress)
+
+    def notify(event: str, sample: str | None = None) -> None:
+        if callback is not None:
+            callback(rec.update(event, optimizer.param_groups[0]["lr"], sample))
+
+    try:
+        for epoch in range(num_epochs):
+            rec.epoch = epoch
+            model.train()
+            for input_batch, target_batch in train_loader:
+                optimizer.zero_grad()
+                loss = calc_loss_batch_classifier(input_batch, target_batch, model, device)
+                loss.backward()
+                with _interrupts_deferred():  # the update and its counters, or neither
+                    optimizer.step()
+                    rec.examples_seen += input_batch.shape[0]
+                    rec.tokens_seen += input_batch.numel()
+                    rec.step += 1
+                log.step(loss.item())
+                if rec.step % eval_freq == 0:
+                    train_loss, val_loss = evaluate_classifier(
+                        model, train_loader, val_loader, device, eval_iter
+                    )
+                    rec.append(
+                        train_losses=train_loss,
+                        val_losses=val_loss,
+                        track_tokens_seen=rec.tokens_seen,
+                        eval_steps=rec.step,
+                    )
+                    log.write(
+                        f"Ep {rec.epoch + 1} (Step {rec.step:06d}): "
+                        f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}"
+                    )
+                    notify("evaluation")
+            train_acc = calc_accuracy_loader(train_loader, model, device, eval_iter)
+            val_acc = calc_accuracy_loader(val_loader, model, device, eval_iter)
+            rec.append(train_accs=train_acc, val_accs=val_acc)
+            log.write(accuracy_line(train_acc, val_acc))
+            notify("epoch_end", accuracy_line(train_acc, val_acc))
+    except KeyboardInterrupt:
+        log.write(
+            f"Training interrupted after step {rec.step} (epoch {rec.epoch + 1}, "
+            f"{rec.examples_seen:,} examples seen); the model keeps the weights trained so far."
+        )
+        try:
+            notify("interrupted")
+        except KeyboardInterrupt:  # a second press during the callback: stopping anyway
+            pass
+    else:
+        notify("finished")
+    finally:
+        log.close()
+    return rec.train_losses, rec.val_losses, rec.train_accs, rec.val_accs, rec.examples_seen
+
+
+class _Log:
+    """Printed lines, above a progress bar when there is one (as ``train_model_simple`` does)."""
+
+    def __init__(self, total_steps: int, progress: bool):
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, desc="Training", unit="step", dynamic_ncols=True)
+
+    def step(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"loss {loss:.3f}", refresh=False)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Using the classifier
+# ---------------------------------------------------------------------------------------------
+
+
+def model_context_length(model: nn.Module) -> int:
+    """The most tokens ``model`` reads: the rows of its position embedding."""
+    return model.pos_emb.weight.shape[0]
+
+
+def message_ids(
+    text: str,
+    tokenizer,
+    model: nn.Module,
+    max_length: int | None = None,
+    pad_token_id: int = PAD_TOKEN_ID,
+) -> list[int]:
+    """``text`` as the model reads it: cut to min(max_length, context length), then padded.
+
+    ``max_length`` defaults to the model's context length. Pass the training set's length
+    (``train_dataset.max_length``) to present messages exactly as in training, where the
+    last token, the one that decides, was most often a pad token.
+    """
+    context = model_context_length(model)
+    length = context if max_length is None else min(max_length, context)
+    return pad_or_truncate(_encode(text, tokenizer), length, pad_token_id)
+
+
+def _class_probabilities(text, model, tokenizer, device, max_length, pad_token_id) -> torch.Tensor:
+    ids = message_ids(text, tokenizer, model, max_length, pad_token_id)
+    with _eval_mode(model):
+        logits = last_token_logits(model, torch.tensor([ids], device=device))
+    return torch.softmax(logits[0].float(), dim=-1).cpu()
+
+
+def spam_probability(
+    text: str,
+    model: nn.Module,
+    tokenizer,
+    device,
+    max_length: int | None = None,
+    pad_token_id: int = PAD_TOKEN_ID,
+) -> float:
+    """P(spam) for one message: softmax of the last token's logits, class 1."""
+    return float(_class_probabilities(text, model, tokenizer, device, max_length, pad_token_id)[1])
+
+
+def classify_review(
+    text: str,
+    model: nn.Module,
+    tokenizer,
+    device,
+    max_length: int | None = None,
+    pad_token_id: int = PAD_TOKEN_ID,
+) -> str:
+    """"spam" or "not spam": the class with the larger last-token logit.
+
+    The book's name (its classifier started on movie reviews). A message longer than the
+    model's context is cut rather than crashing the model; see ``message_ids``.
+    """
+    probs = _class_probabilities(text, model, tokenizer, device, max_length, pad_token_id)
+    return CLASS_NAMES[int(probs.argmax())]
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking at the results
+# ---------------------------------------------------------------------------------------------
+
+
+def confusion_matrix(
+    model: nn.Module, loader, device, num_batches: int | None = None
+) -> torch.Tensor:
+    """2x2 counts: row = true class, column = predicted class (0 not spam, 1 spam).
+
+    ``cm[1, 0]`` is spam that got through, ``cm[0, 1]`` a real message lost to the filter.
+    """
+    predicted, true = _predictions(loader, model, device, num_batches)
+    n = len(CLASS_NAMES)
+    return torch.bincount(true * n + predicted, minlength=n * n).reshape(n, n)
+
+
+def plot_confusion_matrix(cm, labels=CLASS_NAMES):
+    """The confusion matrix as a heatmap with the counts written in; returns the ``Figure``."""
+    import matplotlib.pyplot as plt
+
+    cm = torch.as_tensor(cm)
+    fig, ax = plt.subplots(figsize=(3.8, 3.3), layout="constrained")
+    ax.imshow(cm.numpy(), cmap="Blues", vmin=0)
+    top = int(cm.max()) if cm.numel() else 0
+    for row in range(cm.shape[0]):
+        for col in range(cm.shape[1]):
+            count = int(cm[row, col])
+            dark = count > top / 2  # white on the dark cells, so every count stays readable
+            colour = "white" if dark else "#111827"
+            ax.text(col, row, f"{count:,}", ha="center", va="center", fontsize=13, color=colour)
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels)
+    ax.set_yticks(ticks, labels, rotation=90, va="center")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    accuracy = float(cm.diagonal().sum()) / max(1, int(cm.sum()))
+    ax.set_title(f"accuracy {accuracy:.1%} of {int(cm.sum()):,}", fontsize=11)
+    return fig
+
+
+def plot_values(epochs_seen, examples_seen, train_values, val_values, label: str = "loss"):
+    """Training and validation ``label`` (loss, accuracy) over epochs, examples seen on top.
+
+    As in the book: ``epochs_seen = torch.linspace(0, num_epochs, len(train_values))`` and
+    ``examples_seen = torch.linspace(0, examples_seen, len(train_values))``. Returns the
+    ``Figure``.
+    """
+    what = label.capitalize()
+    fig = _plot_curves(epochs_seen, examples_seen, train_values, val_values, what, log=False)
+    main, top = fig.axes
+    top.set_xlabel("Examples seen")  # the shared plot names its top axis for tokens
+    main.legend(loc="best")  # rising accuracies would run into an upper-right legend
+    return fig
+
+
+if __name__ == "__main__":  # usage example: python -m helpers.classify
+    from .tokenizer import gpt2_tokenizer
+
+    train_df, val_df, test_df = prepare_spam_splits()
+    for name, df in (("train", train_df), ("validation", val_df), ("test", test_df)):
+        counts = df["Label"].value_counts().sort_index().tolist()
+        print(f"{name:<11}{len(df):>5} messages: {counts[0]} ham, {counts[1]} spam")
+    loaders = spam_dataloaders(gpt2_tokenizer())
+    longest = loaders[0].dataset.max_length
+    print(f"longest training message: {longest} tokens; batches: {[len(x) for x in loaders]}")

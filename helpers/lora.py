@@ -1,0 +1,458 @@
+"""Phase 07, LoRA (low-rank adaptation): fine-tune a few million numbers instead of all of them.
+
+Instead of updating a weight matrix W (in × out) directly, LoRA learns a low-rank update
+ΔW = A·B, with A (in × r) and B (r × out) for a small rank r, and adds its effect to the
+frozen layer's output::
+
+    y = x·W + scaling · x·A·B,        scaling = alpha / r
+
+B starts at zero, so right after ``replace_linear_with_lora`` the model computes exactly what
+it did before; training then moves only A and B. After training the update can be folded into
+the weights (``merge_lora``), so the fine-tuned model is as fast as the original.
+
+The pieces::
+
+    LoRALayer                  the trainable pair A, B and its scaling
+    LinearWithLoRA             a frozen nn.Linear plus a LoRALayer, outputs added
+    replace_linear_with_lora   swap every nn.Linear in a model for a LinearWithLoRA
+    mark_only_lora_trainable   freeze the base weights, train only A and B
+    lora_parameter_count       what that costs, by formula: r · (in + out) per adapted layer
+    merge_lora                 fold A·B back into plain nn.Linear layers
+    save_lora_adapters / load_lora_adapters   only A and B, a file of a few MB, safetensors
+
+Usage (the book's spam classifier, appendix E: 124,441,346 parameters, 2,666,528 trainable)::
+
+    model.out_head = nn.Linear(768, 2)
+    replace_linear_with_lora(model, rank=16, alpha=16)
+    mark_only_lora_trainable(model)
+    count_trainable_parameters(model)                 # 2,666,528
+    save_lora_adapters(model, "spam-lora.safetensors")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .checkpoint import _fsync
+from .model import check_config
+
+FORMAT = "llm-from-scratch lora adapters"
+VERSION = 1
+# Which part of a GPTModel a Linear layer belongs to, for counting adapters by group.
+LORA_TARGETS = ("attention", "feed-forward", "output head")
+
+
+class LoRAError(ValueError):
+    """A LoRA adapter file does not fit the model it is loaded into."""
+
+
+def _check_rank_alpha(rank, alpha) -> None:
+    """Raise a ``ValueError`` that says what is wrong with a rank or alpha."""
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank < 1:
+        raise ValueError(
+            f"LoRA rank must be a whole number >= 1 (the inner size of A·B), got {rank!r}."
+        )
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
+        raise ValueError(
+            f"LoRA alpha must be a number > 0 (it scales the update by alpha / rank), got "
+            f"{alpha!r}."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The layers
+# ---------------------------------------------------------------------------------------------
+
+
+class LoRALayer(nn.Module):
+    """The low-rank update: x (…, in_dim) -> alpha / rank · x·A·B (…, out_dim).
+
+    ``A`` (in_dim × rank) starts random, ``B`` (rank × out_dim) starts at zero, so the update
+    is zero until training moves B; A being random gives B a non-zero gradient at once.
+
+    Scaling: we follow the LoRA paper (Hu et al. 2021), ``alpha / rank``, so rank 16 with
+    alpha 16 scales by 1, and changing the rank does not change how strongly the update
+    counts. The book's appendix E code multiplies by ``alpha`` alone; with its rank 16,
+    alpha 16 that update is 16× larger, which its learning rate absorbs.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, rank: int, alpha: float):
+        super().__init__()
+        _check_rank_alpha(rank, alpha)
+        self.rank = int(rank)
+        self.alpha = alpha
+        self.A = nn.Parameter(torch.empty(in_dim, self.rank))
+        # The same initialisation nn.Linear gives its weight (uniform, Kaiming with a=√5).
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.B = nn.Parameter(torch.zeros(self.rank, out_dim))
+
+    @property
+    def scaling(self) -> float:
+        """How much the update counts: alpha / rank (a property, so a new alpha takes effect)."""
+        return self.alpha / self.rank
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update as one (in_dim × out_dim) matrix: scaling · A·B."""
+        return self.scaling * (self.A @ self.B)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (x·A)·B, never x·(A·B): the narrow middle is what makes LoRA cheap.
+        return self.scaling * ((x @ self.A) @ self.B)
+
+    def extra_repr(self) -> str:
+        in_dim, out_dim = self.A.shape[0], self.B.shape[1]
+        return f"in_dim={in_dim}, out_dim={out_dim}, rank={self.rank}, alpha={self.alpha}"
+
+
+class LinearWithLoRA(nn.Module):
+    """A pretrained ``nn.Linear`` (``self.linear``) plus a ``LoRALayer`` (``self.lora``).
+
+    ``forward(x) = linear(x) + lora(x)``. The LoRA layer is created on the linear layer's
+    device and dtype, so adapting a model already on the GPU keeps it there.
+    """
+
+    def __init__(self, linear: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.linear = linear
+        self.lora = LoRALayer(linear.in_features, linear.out_features, rank, alpha)
+        self.lora.to(device=linear.weight.device, dtype=linear.weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.lora(x)
+
+    # Code that reads a layer's weight or size (e.g. the config of a saved model) still works.
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.linear.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.linear.bias
+
+    @property
+    def in_features(self) -> int:
+        return self.linear.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.linear.out_features
+
+
+def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Module:
+    """Replace every ``nn.Linear`` inside ``model`` (the output head too) by a
+    ``LinearWithLoRA`` wrapping it, in place; return ``model``.
+
+    Walks the children recursively, as the book does. Layers already wrapped are left alone,
+    so calling it twice does not stack two adapters on one layer.
+    """
+    _check_rank_alpha(rank, alpha)
+    for name, child in model.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(model, name, LinearWithLoRA(child, rank, alpha))
+        elif not isinstance(child, LinearWithLoRA):
+            replace_linear_with_lora(child, rank, alpha)
+    return model
+
+
+def lora_layers(model: nn.Module) -> dict[str, LinearWithLoRA]:
+    """``{module name: LinearWithLoRA}`` for every adapted layer of ``model``, in model order."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LinearWithLoRA)}
+
+
+# ---------------------------------------------------------------------------------------------
+# What trains
+# ---------------------------------------------------------------------------------------------
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Stop gradients for every parameter of ``model``; return it.
+
+    The book freezes first, then adds the LoRA layers, whose new parameters train by default.
+    """
+    for param in model.parameters():
+        param.requires_grad = False
+    return model
+
+
+def mark_only_lora_trainable(model: nn.Module) -> nn.Module:
+    """Train the LoRA matrices A and B only: every other parameter is frozen; return ``model``.
+
+    Works in either order relative to ``replace_linear_with_lora`` (unlike ``freeze`` alone,
+    it also switches A and B back on if something froze them).
+    """
+    freeze(model)
+    for layer in lora_layers(model).values():
+        layer.lora.A.requires_grad = True
+        layer.lora.B.requires_grad = True
+    return model
+
+
+def count_trainable_parameters(model: nn.Module) -> int:
+    """Parameters that receive gradients (``requires_grad``); shared tensors counted once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _target_of(name: str) -> str:
+    """Which of ``LORA_TARGETS`` a GPTModel layer name belongs to ("other" if none)."""
+    parts = name.split(".")
+    if parts[0] == "out_head":
+        return "output head"
+    if "att" in parts:
+        return "attention"
+    if "ff" in parts:
+        return "feed-forward"
+    return "other"
+
+
+def _selected_targets(which) -> set[str] | None:
+    """``which`` as a set of target names; ``None`` means every Linear layer."""
+    if which == "all":
+        return None
+    chosen = {which} if isinstance(which, str) else set(which)
+    unknown = chosen - set(LORA_TARGETS)
+    if unknown:
+        raise ValueError(
+            f"Unknown LoRA target(s) {sorted(unknown)}; choose 'all' or from {LORA_TARGETS}."
+        )
+    return chosen
+
+
+def _linear_shapes_of_config(cfg: dict, num_classes: int | None) -> Iterable[tuple[str, int, int]]:
+    """(target, in_features, out_features) of every Linear layer a ``GPTModel(cfg)`` has."""
+    d = cfg["emb_dim"]
+    for _ in range(cfg["n_layers"]):
+        for _projection in ("W_query", "W_key", "W_value", "out_proj"):
+            yield "attention", d, d
+        yield "feed-forward", d, 4 * d
+        yield "feed-forward", 4 * d, d
+    yield "output head", d, cfg["vocab_size"] if num_classes is None else num_classes
+
+
+def lora_parameter_count(
+    cfg_or_model, rank: int, which="all", num_classes: int | None = None
+) -> int:
+    """Trainable LoRA parameters at ``rank``, by formula: r · (in + out) per adapted Linear.
+
+    ``cfg_or_model``: a GPT config (counted without building anything) or a model (its
+    ``nn.Linear`` layers, wrapped or not, are counted). ``which``: ``"all"`` (every Linear,
+    as ``replace_linear_with_lora`` does), one of ``LORA_TARGETS`` or a list of them.
+    ``num_classes``: for a config, the output head maps to that many classes instead of the
+    vocabulary (the book's spam classifier has 2). Biases are not adapted, so never counted.
+
+        >>> lora_parameter_count({**GPT_CONFIG_124M, "qkv_bias": True}, 16, num_classes=2)
+        2666528
+    """
+    _check_rank_alpha(rank, 1)
+    targets = _selected_targets(which)
+    if isinstance(cfg_or_model, nn.Module):
+        if num_classes is not None:
+            raise ValueError("num_classes is for configs; a model's head has its own size.")
+        shapes = [
+            (_target_of(name), m.in_features, m.out_features)
+            for name, m in cfg_or_model.named_modules()
+            if isinstance(m, nn.Linear)  # a LinearWithLoRA's .linear, or a plain layer
+        ]
+    else:
+        check_config(cfg_or_model)
+        shapes = list(_linear_shapes_of_config(cfg_or_model, num_classes))
+    return sum(
+        rank * (n_in + n_out)
+        for target, n_in, n_out in shapes
+        if targets is None or target in targets
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging: the update folded into the weights
+# ---------------------------------------------------------------------------------------------
+
+
+def merged_linear(layer: LinearWithLoRA) -> nn.Linear:
+    """A plain ``nn.Linear`` computing what ``layer`` computes: W + (scaling · A·B)ᵀ.
+
+    nn.Linear stores its weight as (out, in) and computes x·Wᵀ, while A·B is (in, out): hence
+    the transpose. The new layer has the old one's device, dtype, bias and trainability.
+    """
+    base = layer.linear
+    merged = nn.Linear(
+        base.in_features,
+        base.out_features,
+        bias=base.bias is not None,
+        device=base.weight.device,
+        dtype=base.weight.dtype,
+    )
+    with torch.no_grad():
+        merged.weight.copy_(base.weight + layer.lora.delta_weight().T)
+        if base.bias is not None:
+            merged.bias.copy_(base.bias)
+    merged.requires_grad_(base.weight.requires_grad)
+    return merged
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Replace every ``LinearWithLoRA`` in ``model`` by its merged ``nn.Linear``, in place;
+    return ``model``. The outputs stay the same (up to rounding) and inference costs nothing
+    extra; the adapters cannot be taken out again, so save them first if you need them."""
+    for name, child in model.named_children():
+        if isinstance(child, LinearWithLoRA):
+            setattr(model, name, merged_linear(child))
+        else:
+            merge_lora(child)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving and loading the adapters alone
+# ---------------------------------------------------------------------------------------------
+
+
+def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Only the LoRA tensors, under their names in ``model.state_dict()``
+    (e.g. ``trf_blocks.0.att.W_query.lora.A``)."""
+    tensors = {}
+    for name, layer in lora_layers(model).items():
+        tensors[f"{name}.lora.A"] = layer.lora.A.detach()
+        tensors[f"{name}.lora.B"] = layer.lora.B.detach()
+    return tensors
+
+
+def _adapter_info(model: nn.Module) -> dict:
+    """The JSON header of an adapter file: format, rank and alpha (per layer, and overall)."""
+    layers = {
+        name: {"rank": m.lora.rank, "alpha": m.lora.alpha} for name, m in lora_layers(model).items()
+    }
+    ranks = {v["rank"] for v in layers.values()}
+    alphas = {v["alpha"] for v in layers.values()}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "rank": ranks.pop() if len(ranks) == 1 else None,  # None: the layers differ
+        "alpha": alphas.pop() if len(alphas) == 1 else None,
+        "layers": layers,
+    }
+
+
+def save_lora_adapters(model: nn.Module, path) -> Path:
+    """Write only the LoRA matrices of ``model`` to a safetensors file at ``path``; return it.
+
+    The file's header carries a small JSON (rank, alpha and the adapted layers' names), so
+    ``load_lora_adapters`` can check that it fits before touching the model. It is written to
+    a temporary file first and renamed into place: a crash never leaves half a file.
+    """
+    layers = lora_layers(model)
+    if not layers:
+        raise LoRAError(
+            "The model has no LoRA layers to save; call replace_linear_with_lora(model, rank, "
+            "alpha) and train it first."
+        )
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.cpu().contiguous() for name, t in lora_state_dict(model).items()}
+    temporary = final.with_name(final.name + ".tmp")
+    try:
+        save_file(tensors, str(temporary), metadata={"lora": json.dumps(_adapter_info(model))})
+        _fsync(temporary)
+        os.replace(temporary, final)
+    except BaseException:  # also KeyboardInterrupt: no half-written file left behind
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync(final.parent)
+    return final
+
+
+def read_lora_info(path) -> dict:
+    """The JSON header of an adapter file (``rank``, ``alpha``, ``layers``), without loading it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No LoRA adapter file at {path}.")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    info = json.loads(metadata.get("lora", "{}"))
+    if info.get("format") != FORMAT:
+        raise LoRAError(f"{path} is not a LoRA adapter file written by save_lora_adapters.")
+    if info.get("version", 0) > VERSION:
+        raise LoRAError(
+            f"{path} uses adapter format version {info['version']}; this code reads up to "
+            f"{VERSION}. Update the helpers package."
+        )
+    return info
+
+
+def _check_adapters_fit(tensors: dict, model: nn.Module, path: Path, info: dict) -> None:
+    """Raise a ``LoRAError`` naming every tensor that is missing, extra or shaped otherwise."""
+    expected = lora_state_dict(model)
+    if not expected:
+        raise LoRAError(
+            f"The model has no LoRA layers to load {path} into; first call "
+            f"replace_linear_with_lora(model, rank={info.get('rank')}, alpha={info.get('alpha')})."
+        )
+    problems = [
+        f"{name}: file {tuple(tensors[name].shape)}, model {tuple(t.shape)}"
+        for name, t in expected.items()
+        if name in tensors and tensors[name].shape != t.shape
+    ]
+    missing = [name for name in expected if name not in tensors]
+    unexpected = [name for name in tensors if name not in expected]
+    if missing:
+        problems.append(f"missing from the file: {', '.join(missing[:8])}")
+    if unexpected:
+        problems.append(f"not in the model: {', '.join(unexpected[:8])}")
+    if problems:
+        raise LoRAError(
+            f"The LoRA adapters in {path} do not fit this model:\n  "
+            + "\n  ".join(problems[:20])
+            + f"\nThey were saved with rank {info.get('rank')} and alpha {info.get('alpha')}; "
+            "build the same base model and call replace_linear_with_lora with that rank."
+        )
+
+
+def load_lora_adapters(model: nn.Module, path, map_location=None) -> dict:
+    """Load adapters saved by ``save_lora_adapters`` into ``model``; return the file's info.
+
+    ``model`` must already have had ``replace_linear_with_lora`` applied with the file's rank
+    (on the same base model); otherwise a ``LoRAError`` names the tensors that do not fit, and
+    the model is left unchanged. Each layer takes the file's alpha, since A and B were trained
+    with that scaling. Tensors land on the model's device (``map_location`` to read elsewhere
+    first).
+    """
+    path = Path(path)
+    info = read_lora_info(path)
+    tensors = load_file(str(path), device=str(map_location or "cpu"))
+    _check_adapters_fit(tensors, model, path, info)
+    with torch.no_grad():
+        for name, layer in lora_layers(model).items():
+            layer.lora.A.copy_(tensors[f"{name}.lora.A"])
+            layer.lora.B.copy_(tensors[f"{name}.lora.B"])
+            layer.lora.alpha = info["layers"].get(name, {}).get("alpha", layer.lora.alpha)
+    return info
+
+
+if __name__ == "__main__":  # usage example: python -m helpers.lora
+    import tempfile
+
+    from .model import GPT_CONFIG_124M, GPTModel, count_parameters
+
+    cfg = {**GPT_CONFIG_124M, "qkv_bias": True}
+    print("by formula, rank 16, 2 classes:", f"{lora_parameter_count(cfg, 16, num_classes=2):,}")
+    tiny = {**cfg, "vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2}
+    tiny["n_layers"] = 1
+    torch.manual_seed(123)
+    model = GPTModel(tiny).eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    before = model(ids)
+    mark_only_lora_trainable(replace_linear_with_lora(model, rank=4, alpha=4))
+    print(f"{count_trainable_parameters(model):,} of {count_parameters(model):,} trainable")
+    print("unchanged while B = 0:", torch.equal(before, model(ids)))
+    with tempfile.TemporaryDirectory() as folder:
+        saved = save_lora_adapters(model, Path(folder) / "tiny.safetensors")
+        print(saved.name, saved.stat().st_size, "bytes")
