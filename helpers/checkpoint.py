@@ -346,20 +346,26 @@ def _model_state_dict(folder: Path, metadata: dict, map_location) -> dict[str, t
     return state_dict
 
 
-def _check_fits(state_dict: dict, model: nn.Module, folder: Path, metadata: dict) -> None:
-    """Raise a ``CheckpointError`` naming each tensor that is missing, extra or shaped otherwise."""
-    expected = model.state_dict()
+def mismatch_report(found: dict, expected: dict, source: str = "checkpoint") -> list[str]:
+    """One line per tensor of ``found`` (from a file) that is shaped otherwise than in
+    ``expected`` (a model's state dict), then the missing and the extra names; [] if all fit."""
     problems = [
-        f"{name}: checkpoint {tuple(state_dict[name].shape)}, model {tuple(t.shape)}"
+        f"{name}: {source} {tuple(found[name].shape)}, model {tuple(t.shape)}"
         for name, t in expected.items()
-        if name in state_dict and state_dict[name].shape != t.shape
+        if name in found and found[name].shape != t.shape
     ]
-    missing = [name for name in expected if name not in state_dict]
-    unexpected = [name for name in state_dict if name not in expected]
+    missing = [name for name in expected if name not in found]
+    unexpected = [name for name in found if name not in expected]
     if missing:
-        problems.append(f"missing from the checkpoint: {', '.join(missing[:8])}")
+        problems.append(f"missing from the {source}: {', '.join(missing[:8])}")
     if unexpected:
         problems.append(f"not in the model: {', '.join(unexpected[:8])}")
+    return problems
+
+
+def _check_fits(state_dict: dict, model: nn.Module, folder: Path, metadata: dict) -> None:
+    """Raise a ``CheckpointError`` naming each tensor that is missing, extra or shaped otherwise."""
+    problems = mismatch_report(state_dict, model.state_dict(), "checkpoint")
     if problems:
         raise CheckpointError(
             f"The checkpoint at {folder} does not fit this model:\n  "

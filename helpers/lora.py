@@ -43,7 +43,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .checkpoint import _fsync
+from .checkpoint import _fsync, mismatch_report
 from .model import check_config
 
 FORMAT = "llm-from-scratch lora adapters"
@@ -396,17 +396,7 @@ def _check_adapters_fit(tensors: dict, model: nn.Module, path: Path, info: dict)
             f"The model has no LoRA layers to load {path} into; first call "
             f"replace_linear_with_lora(model, rank={info.get('rank')}, alpha={info.get('alpha')})."
         )
-    problems = [
-        f"{name}: file {tuple(tensors[name].shape)}, model {tuple(t.shape)}"
-        for name, t in expected.items()
-        if name in tensors and tensors[name].shape != t.shape
-    ]
-    missing = [name for name in expected if name not in tensors]
-    unexpected = [name for name in tensors if name not in expected]
-    if missing:
-        problems.append(f"missing from the file: {', '.join(missing[:8])}")
-    if unexpected:
-        problems.append(f"not in the model: {', '.join(unexpected[:8])}")
+    problems = mismatch_report(tensors, expected, "file")
     if problems:
         raise LoRAError(
             f"The LoRA adapters in {path} do not fit this model:\n  "
