@@ -493,3 +493,42 @@ def check_trainable_choice(answer) -> Feedback:
     if "last" in text or "head" in text:
         return Feedback(False, "that suits a strong base like GPT-2; a small model trained on 1 MB has little worth freezing.")
     return Feedback(False, "answer 'all layers' or 'last block'.")
+
+
+# --- 09 instruction fine-tuning -----------------------------------------------------------------
+
+def check_ignored_targets(count) -> Feedback:
+    """09, exercise 1: how many -100s ``custom_collate_fn`` puts in the targets of the batch
+    [[0, 1, 2, 3, 4], [5, 6], [7, 8, 9]]."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    if int(count) == 5:
+        return Feedback(True, "5: row 2 gets three, row 3 two; each row keeps its first end-of-text token as a target.")
+    if int(count) == 7:
+        return Feedback(False, "the first padding token of each shorter row stays a target: the model must learn to stop.")
+    return Feedback(False, "pad every row to 6 with 50256, shift by one, then replace all but the first padding target by -100.")
+
+
+def check_rouge_l(score) -> Feedback:
+    """09, exercise 2: ROUGE-L F1 of "the cat sat" against the reference "the cat sat on the mat"."""
+    if (missing := _unanswered(score)) is not None:
+        return missing
+    if math.isclose(_as_float(score), 2 / 3, abs_tol=1e-3):
+        return Feedback(True, "precision 3/3, recall 3/6, F1 = 2·1·0.5 / 1.5 = 0.667.")
+    if math.isclose(_as_float(score), 0.5, abs_tol=1e-3):
+        return Feedback(False, "that is the recall; ROUGE-L here is the F1 of precision and recall.")
+    return Feedback(False, "longest common subsequence = 3 words; precision = 3/3, recall = 3/6, then F1.")
+
+
+def check_template_mismatch(answer) -> Feedback:
+    """09, exercise 3: a model trained on Alpaca prompts is asked in Phi-3 style. 'a', 'b' or 'c'?"""
+    if (missing := _unanswered(answer)) is not None:
+        return missing
+    choice = str(answer).strip().lower()[:1]
+    if choice == "b":
+        return Feedback(True, "it learnt to answer after '### Response:'; an unfamiliar template gives worse, often rambling answers.")
+    if choice == "a":
+        return Feedback(False, "the template is text the model learnt from; it is not translated automatically.")
+    if choice == "c":
+        return Feedback(False, "nothing crashes: any text is valid input, the answers just get worse.")
+    return Feedback(False, "answer 'a', 'b' or 'c'.")

@@ -40,6 +40,10 @@ class Profile:
     base_batch_size: int
     # 08_finetuning_for_classification: epochs of each fine-tuning run on the spam data.
     classify_epochs: int
+    # 09_finetuning_to_follow_instructions: the GPT-2 to start from, epochs, response length.
+    instruct_gpt2_size: str
+    instruct_epochs: int
+    instruct_max_new_tokens: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -55,6 +59,9 @@ PROFILES: dict[str, Profile] = {
         base_epochs=1,
         base_batch_size=4,
         classify_epochs=1,
+        instruct_gpt2_size="gpt2-small (124M)",
+        instruct_epochs=1,
+        instruct_max_new_tokens=20,
     ),
     "cpu": Profile(
         name="cpu",
@@ -68,6 +75,9 @@ PROFILES: dict[str, Profile] = {
         base_epochs=1,
         base_batch_size=8,
         classify_epochs=5,
+        instruct_gpt2_size="gpt2-small (124M)",
+        instruct_epochs=2,
+        instruct_max_new_tokens=100,
     ),
     "gpu": Profile(
         name="gpu",
@@ -81,6 +91,9 @@ PROFILES: dict[str, Profile] = {
         base_epochs=3,
         base_batch_size=8,
         classify_epochs=5,
+        instruct_gpt2_size="gpt2-medium (355M)",
+        instruct_epochs=2,
+        instruct_max_new_tokens=256,
     ),
 }
 
@@ -160,11 +173,11 @@ def describe() -> str:
 def profile_table() -> str:
     """The profiles side by side, as plain text, for the README and notebooks."""
     names = [f.name for f in fields(Profile) if f.name not in ("name", "description")]
-    header = f"{'setting':<20}" + "".join(f"{p:>14}" for p in PROFILES)
+    header = f"{'setting':<24}" + "".join(f"{p:>14}" for p in PROFILES)
     rows = [header]
     for field_name in names:
         values = [_short(getattr(p, field_name)) for p in PROFILES.values()]
-        rows.append(f"{field_name:<20}" + "".join(f"{v:>14}" for v in values))
+        rows.append(f"{field_name:<24}" + "".join(f"{v:>14}" for v in values))
     return "\n".join(rows)
 
 
@@ -174,4 +187,6 @@ def _short(value) -> str:
         if not value.keys() - {"context_length"}:
             return f"124M/ctx{value['context_length']}"
         return f"{value.get('n_layers', '')}x{value.get('emb_dim', '')}/ctx{value.get('context_length', '')}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    if isinstance(value, str):
+        return value.split(" (")[0]  # "gpt2-small (124M)" -> "gpt2-small"
+    return f"{value:,}"

@@ -177,3 +177,9 @@ def test_lora_and_classification_checkers():
     assert right(ex.check_accuracy(270 / 300)) and "percentage" in ex.check_accuracy(90).message
     assert right(ex.check_trainable_choice("all layers"))
     assert wrong(ex.check_trainable_choice("last block"))
+
+
+def test_instruction_checkers():
+    assert right(ex.check_ignored_targets(5)) and "first padding" in ex.check_ignored_targets(7).message
+    assert right(ex.check_rouge_l(2 / 3)) and "recall" in ex.check_rouge_l(0.5).message
+    assert right(ex.check_template_mismatch("b")) and wrong(ex.check_template_mismatch("c"))

@@ -13,6 +13,7 @@ training_dashboard  live loss curves, latest sample, tokens/s                   
 sampling_playground  next-token distribution, temperature, top-k, top-p          (06)
 lora_explorer     LoRA parameter counts per GPT-2 size; low-rank approximation   (07)
 spam_probe        P(spam) of a message; tokens red/green by their influence      (08)
+instruction_chat  the prompt format_input builds; a fine-tuned model's answer    (09)
 """
 
 from .architecture_diagram import draw_gpt_architecture
@@ -167,4 +168,12 @@ __all__ += [
     "probe_html",
     "spam_probe",
     "token_influence",
+]
+
+# instruction_chat: the prompt format_input builds, the fine-tuned model's response  (09)
+from .instruction_chat import chat_html, instruction_chat  # noqa: E402
+
+__all__ += [
+    "chat_html",
+    "instruction_chat",
 ]
