@@ -34,6 +34,7 @@ from helpers.classify import (  # noqa: E402
 )
 from helpers.model import GPTModel  # noqa: E402
 from helpers.tokenizer import SimpleTokenizerV2, build_vocab, gpt2_tokenizer  # noqa: E402
+from rigged_models import CountingClassifier  # noqa: E402
 
 TINY_CFG = {
     "vocab_size": 50257,
@@ -74,24 +75,6 @@ def _close_figures():
 def tiny_classifier(seed=123, **changes) -> GPTModel:
     torch.manual_seed(seed)
     return add_classification_head(GPTModel({**TINY_CFG, **changes}))
-
-
-class CountingClassifier(nn.Module):
-    """A rigged model whose answer we know: at each position, the spam logit is a bias plus
-    the summed weights of the tokens so far, the not-spam logit 0."""
-
-    def __init__(self, weights: dict, vocab_size: int, context_length: int = 16, bias=-2.0):
-        super().__init__()
-        self.pos_emb = nn.Embedding(context_length, 1)  # how helpers find the context length
-        table = torch.zeros(vocab_size)
-        for token_id, weight in weights.items():
-            table[token_id] = weight
-        self.register_buffer("table", table)
-        self.bias = bias
-
-    def forward(self, ids):
-        spam = self.table[ids].cumsum(dim=1) + self.bias
-        return torch.stack([torch.zeros_like(spam), spam], dim=-1)
 
 
 def rigged():

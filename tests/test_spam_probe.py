@@ -5,7 +5,6 @@ import re
 
 import pytest
 import torch
-from torch import nn
 
 from helpers.classify import add_classification_head, spam_probability
 from helpers.model import GPTModel
@@ -19,28 +18,11 @@ from helpers.widgets.spam_probe import (
     spam_probe,
     token_influence,
 )
+from rigged_models import CountingClassifier
 
 WORDS = "see you at home later call me when the bus is late dinner tonight ok thanks".split()
 VOCAB = build_vocab(" ".join(WORDS + ["prize"]), special_tokens=("<|endoftext|>", "<|unk|>"))
 PAD = VOCAB["<|endoftext|>"]
-
-
-class CountingClassifier(nn.Module):
-    """A rigged model whose answer we know: at each position, the spam logit is a bias plus
-    the summed weights of the tokens so far, the not-spam logit 0."""
-
-    def __init__(self, weights: dict, vocab_size: int, context_length: int = 16, bias=-1.0):
-        super().__init__()
-        self.pos_emb = nn.Embedding(context_length, 1)  # how helpers find the context length
-        table = torch.zeros(vocab_size)
-        for token_id, weight in weights.items():
-            table[token_id] = weight
-        self.register_buffer("table", table)
-        self.bias = bias
-
-    def forward(self, ids):
-        spam = self.table[ids].cumsum(dim=1) + self.bias
-        return torch.stack([torch.zeros_like(spam), spam], dim=-1)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +33,7 @@ def words():
 @pytest.fixture(scope="module")
 def rigged():
     """"prize" pushes towards spam, "home" towards not spam, every other word not at all."""
-    return CountingClassifier({VOCAB["prize"]: 4.0, VOCAB["home"]: -2.0}, len(VOCAB))
+    return CountingClassifier({VOCAB["prize"]: 4.0, VOCAB["home"]: -2.0}, len(VOCAB), bias=-1.0)
 
 
 @pytest.fixture(scope="module")
