@@ -4,10 +4,12 @@ Lookup order: the folder named by ``LLM_DATA_MIRROR`` (a USB stick, CI's shared 
 local cache, then the internet. Every file is checked against its sha256, a download is written
 to a temporary name and renamed only once verified, and a corrupted cached copy is fetched again.
 
-Prepare a classroom (or a laptop for a train ride) with::
+The data files alone::
 
-    python -m helpers.data fetch --all      # everything, with a report of what is there
+    python -m helpers.data fetch --all      # every data file, with a report of what is there
     python -m helpers.data list             # what is cached, in the mirror, or missing
+
+To prepare a classroom (GPT-2 weights and USB sticks included) use ``python -m helpers.prefetch``.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def _offline_message(entry: DataFile, reason: str) -> str:
     return (
         f"Could not download {entry.name} from {entry.url} ({reason}). Download it on a "
         f"machine with internet and put it in {cache_dir()}, or point {MIRROR_ENV} at a "
-        f"folder that holds it (see `python -m helpers.data fetch --all`)."
+        f"folder that holds it (see `python -m helpers.prefetch`)."
     )
 
 

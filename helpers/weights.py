@@ -44,7 +44,7 @@ from typing import Callable, Iterator
 import torch
 
 from .attention import causal_mask
-from .data import MIRROR_ENV, OFFLINE_ENV, DataError, mirror_dir
+from .data import MIRROR_ENV, OFFLINE_ENV, DataError, cache_dir, mirror_dir
 from .model import CONFIG_FIELDS, GPT2_SIZES, GPT_CONFIG_124M, GPTModel, gpt2_config
 
 WEIGHTS_FILE = "model.safetensors"
@@ -106,38 +106,47 @@ def resolve_gpt2_size(name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def download_gpt2(size: str = "gpt2-small (124M)") -> Path:
+def gpt2_folder_name(size: str) -> str:
+    """The folder a GPT-2 size has in a mirror or the data folder: the hub repo's last part."""
+    return GPT2_REPOS[resolve_gpt2_size(size)].split("/")[1]
+
+
+def download_gpt2(size: str = "gpt2-small (124M)", into: Path | None = None) -> Path:
     """The local folder holding ``model.safetensors`` (and ``config.json``) of a GPT-2 size.
 
-    Looks in ``$LLM_DATA_MIRROR/<repo name>/`` first (a classroom's prefetched copy), then in
-    Hugging Face's cache (no network), and only then downloads with ``huggingface_hub``, which
-    shows a progress bar, caches, and checks the download against the hub's hashes.
+    Looks in ``$LLM_DATA_MIRROR/<repo name>/`` first (a classroom's USB stick), then in the
+    data folder (``python -m helpers.prefetch`` puts them there), then in Hugging Face's cache
+    (no network), and only then downloads with ``huggingface_hub``, which shows a progress bar,
+    caches, and checks the download against the hub's hashes. ``into`` downloads into that
+    folder instead of the hub's cache (how ``python -m helpers.prefetch`` fills the data folder).
     Raises ``WeightsUnavailable`` (one sentence, within seconds) when none of that works.
     """
     size = resolve_gpt2_size(size)
     repo_id = GPT2_REPOS[size]
-    mirror = mirror_dir()
-    if mirror is not None and (mirror / repo_id.split("/")[1] / WEIGHTS_FILE).is_file():
-        return mirror / repo_id.split("/")[1]
+    for folder in (mirror_dir(), cache_dir()):
+        if folder is not None and (folder / gpt2_folder_name(size) / WEIGHTS_FILE).is_file():
+            return folder / gpt2_folder_name(size)
     with contextlib.suppress(*_hub_errors()):
         return _hub_folder(repo_id, local_files_only=True)
 
     reason = _offline_reason() or _unreachable_reason()
     if reason is None:
         try:
-            return _hub_folder(repo_id, local_files_only=False)
+            return _hub_folder(repo_id, local_files_only=False, local_dir=into)
         except _hub_errors() as err:
             reason = _describe_failure(err)
     raise WeightsUnavailable(_unavailable_message(size, reason))
 
 
-def _hub_folder(repo_id: str, local_files_only: bool) -> Path:
-    """Both files into (or from) the hub's cache; they land in one snapshot folder."""
+def _hub_folder(repo_id: str, local_files_only: bool, local_dir: Path | None = None) -> Path:
+    """Both files into (or from) the hub's cache, or into ``local_dir``: one folder either way."""
     from huggingface_hub import hf_hub_download  # imported late: only this path needs it
 
+    where = {} if local_dir is None else {"local_dir": str(local_dir)}
     for filename in (CONFIG_FILE, WEIGHTS_FILE):  # the small file first: fails fast
         path = hf_hub_download(
-            repo_id, filename, local_files_only=local_files_only, etag_timeout=CONNECT_TIMEOUT_S
+            repo_id, filename, local_files_only=local_files_only,
+            etag_timeout=CONNECT_TIMEOUT_S, **where,
         )
     return Path(path).parent
 
@@ -200,7 +209,7 @@ def _describe_failure(err: BaseException) -> str:
 
 
 def _unavailable_message(size: str, reason: str) -> str:
-    folder = GPT2_REPOS[size].split("/")[1]
+    folder = gpt2_folder_name(size)
     # named through the variable, not expanded: the sentence ends up in saved notebook outputs
     where = f"${MIRROR_ENV}/{folder}" + ("" if mirror_dir() else f" with {MIRROR_ENV} set")
     return (
@@ -651,7 +660,6 @@ def load_gpt2(
 
 def base_model_dir(profile=None) -> Path:
     """Where notebook 06 saves the model it pretrains on tinyshakespeare, one per profile."""
-    from .data import cache_dir
     from .runtime import active_profile
 
     return cache_dir() / "models" / f"base-{(profile or active_profile()).name}"
