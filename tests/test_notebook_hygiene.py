@@ -1,0 +1,86 @@
+"""What a reader on GitHub sees: every notebook committed from one clean, top-to-bottom run.
+
+These read the committed .ipynb files only (nothing is executed): the Colab cell first, every
+code cell run in order with its outputs saved, no errors, nothing of the author's machine.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+COLAB_MARK = 'if "google.colab" in sys.modules:'
+
+# Home folders, temporary folders, this project's machines, Windows drives: none belong in a
+# saved output (paths inside the project are printed relative, e.g. data/models/base-cpu).
+LOCAL_PATH = re.compile(r"(/home/|/Users/|/root/|/tmp/|/work/|/content/|/private/var/|[A-Z]:\\\\)")
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_cells(nb: dict) -> list[dict]:
+    return [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+
+
+def output_texts(cell: dict):
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            yield "".join(output["text"])
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/") or mime.endswith("json"):
+                yield value if isinstance(value, str) else json.dumps(value)
+        if output["output_type"] == "error":
+            yield "\n".join(output.get("traceback", []))
+
+
+def test_all_ten_notebooks_are_there():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(10)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_colab_cell_comes_first_and_is_the_same_everywhere(path):
+    first = code_cells(load(NOTEBOOKS[0]))[0]["source"]
+    cell = load(path)["cells"][0]
+    assert cell["cell_type"] == "code" and COLAB_MARK in "".join(cell["source"])
+    assert cell["source"] == first
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_kernelspec_is_python3(path):
+    assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_code_cell_ran_once_in_order(path):
+    counts = [cell["execution_count"] for cell in code_cells(load(path))]
+    assert counts == list(range(1, len(counts) + 1)), f"execution counts {counts}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_are_saved_and_none_is_an_error(path):
+    cells = code_cells(load(path))
+    with_output = [cell for cell in cells if cell.get("outputs")]
+    assert len(with_output) >= len(cells) // 2, "most code cells show something; were outputs cleared?"
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", "".join(cell["source"])[:200]
+            if output.get("name") == "stderr":
+                assert "Traceback" not in "".join(output["text"]), "".join(cell["source"])[:200]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_absolute_local_paths_in_outputs(path):
+    for cell in code_cells(load(path)):
+        for text in output_texts(cell):
+            found = LOCAL_PATH.search(text)
+            assert found is None, f"{found.group(0)!r} in the output of: {''.join(cell['source'])[:200]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_saved_widget_state_has_no_local_paths(path):
+    state = json.dumps(load(path)["metadata"].get("widgets", {}))
+    assert LOCAL_PATH.search(state) is None
