@@ -19,6 +19,11 @@ When nothing is recorded, the causal classes call PyTorch's fused
 ``use_sdpa = False`` on a module, or on its class for all of them
 (``MultiHeadAttention.use_sdpa = False``), to force the explicit maths.
 
+For generating text, ``MultiHeadAttention`` can keep the keys and values of the tokens it has
+already seen (a KV cache, ``forward(x, use_cache=True)``): then each new token costs one row of
+attention instead of recomputing the whole sequence. The cache is a plain attribute, not a
+buffer, so it never appears in the state dict; ``GPTModel`` drives it (see ``helpers.model``).
+
     >>> torch.manual_seed(123)
     >>> mha = MultiHeadAttention(d_in=3, d_out=2, context_length=6, dropout=0.0, num_heads=2)
     >>> mha(torch.rand(1, 6, 3)).shape
@@ -44,6 +49,7 @@ __all__ = [
     "CausalAttention",
     "MultiHeadAttentionWrapper",
     "MultiHeadAttention",
+    "KVCache",
     "attention_modules",
     "recording_attention",
 ]
@@ -131,22 +137,28 @@ def causal_attention_weights(
 ) -> torch.Tensor:
     """Attention weights (..., n_q, n_k) from queries (..., n_q, d) and keys (..., n_k, d).
 
-    ``mask`` is at least (n_q, n_k), non-zero where a query must not look (``causal_mask``).
-    With ``stages`` a dict, each step's result is stored in it (detached), under the names
-    in ``STAGES``.
+    ``mask`` is at least (n_k, n_k), non-zero where a query must not look (``causal_mask``).
+    The queries are the *last* n_q of the n_k positions: without a KV cache n_q = n_k; with
+    one, the keys also cover the earlier, cached tokens. With ``stages`` a dict, each step's
+    result is stored in it (detached), under the names in ``STAGES``.
     """
-    n_q, n_k = queries.shape[-2], keys.shape[-2]
     scores = queries @ keys.transpose(-2, -1)
     scaled = scores / keys.shape[-1] ** 0.5
     # -inf, not 0: softmax turns exp(-inf) into exactly 0, and the remaining weights of each
     # row still sum to 1 (masking after softmax would need a second normalisation)
-    masked = scaled.masked_fill(mask.bool()[:n_q, :n_k], -torch.inf)
+    masked = scaled.masked_fill(_mask_rows(mask, queries, keys).bool(), -torch.inf)
     weights = torch.softmax(masked, dim=-1)
     dropped = dropout(weights)
     if stages is not None:
         for name, value in zip(STAGES, (scores, scaled, masked, weights, dropped), strict=True):
             stages[name] = value.detach()
     return dropped
+
+
+def _mask_rows(mask: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """The (n_q, n_k) part of ``mask`` for queries at the last n_q of n_k positions."""
+    n_q, n_k = queries.shape[-2], keys.shape[-2]
+    return mask[n_k - n_q : n_k, :n_k]
 
 
 def causal_attention(
@@ -165,10 +177,23 @@ def causal_attention(
     dropout on the weights) without materialising the n x n matrices. Its dropout draws
     different random numbers than ``nn.Dropout``, so the two paths agree exactly only when
     dropout is off (eval mode or p = 0). The fused path assumes ``mask`` is ``causal_mask``.
+
+    As in ``causal_attention_weights``, the queries are the last n_q of the n_k positions.
     """
     if use_sdpa and stages is None:
         p = dropout.p if dropout.training else 0.0
-        return F.scaled_dot_product_attention(queries, keys, values, dropout_p=p, is_causal=True)
+        n_q, n_k = queries.shape[-2], keys.shape[-2]
+        if n_q == n_k:  # the whole sequence: SDPA builds the causal mask itself
+            return F.scaled_dot_product_attention(
+                queries, keys, values, dropout_p=p, is_causal=True
+            )
+        # With a KV cache. SDPA's is_causal aligns the mask top-left (query 0 sees key 0
+        # only), wrong when the queries are the last tokens. One new token may see every key,
+        # so it needs no mask at all; several new tokens need the bottom rows of ours.
+        allowed = None if n_q == 1 else _mask_rows(mask, queries, keys) == 0
+        return F.scaled_dot_product_attention(
+            queries, keys, values, attn_mask=allowed, dropout_p=p
+        )
     return causal_attention_weights(queries, keys, mask, dropout, stages) @ values
 
 
@@ -262,6 +287,47 @@ class MultiHeadAttentionWrapper(nn.Module):
         return torch.cat([head(x) for head in self.heads], dim=-1)
 
 
+class KVCache:
+    """The keys and values an attention module has computed so far, kept for generation.
+
+    Both are allocated once for ``capacity`` tokens, (batch, num_heads, capacity, head_dim),
+    and filled from the left: ``append`` writes the new tokens into the next free positions
+    (``torch.cat`` would copy the whole cache at every step). ``length`` counts the filled
+    positions. Meant for inference: the tensors are written in place.
+    """
+
+    def __init__(self, like: torch.Tensor, capacity: int):
+        batch, heads, _, head_dim = like.shape
+        self.keys = like.new_empty(batch, heads, capacity, head_dim)
+        self.values = like.new_empty(batch, heads, capacity, head_dim)
+        self.length = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.keys.shape[2]
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor):
+        """Store the new tokens' keys and values (batch, heads, n, head_dim); return the keys
+        and values of every token so far, (batch, heads, length, head_dim) each."""
+        if keys.shape[:2] != self.keys.shape[:2] or keys.device != self.keys.device:
+            raise ValueError(
+                f"The KV cache holds a batch of shape {tuple(self.keys.shape[:2])} (batch, heads) "
+                f"on {self.keys.device}, but this input is {tuple(keys.shape[:2])} on "
+                f"{keys.device}: call model.reset_kv_cache() before starting a new batch."
+            )
+        start, end = self.length, self.length + keys.shape[2]
+        if end > self.capacity:
+            raise ValueError(
+                f"The KV cache has room for {self.capacity} tokens (the context length); "
+                f"{start} are cached and {keys.shape[2]} more do not fit. Call "
+                f"model.reset_kv_cache() and feed the last {self.capacity} tokens again."
+            )
+        self.keys[:, :, start:end] = keys
+        self.values[:, :, start:end] = values
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head causal self-attention: (b, num_tokens, d_in) -> (b, num_tokens, d_out).
 
@@ -273,6 +339,11 @@ class MultiHeadAttention(nn.Module):
 
     ``record_stages = True`` keeps the last forward's matrices in ``self.stages``
     (each (b, num_heads, n, n)); ``use_sdpa = False`` forces the explicit computation.
+
+    ``forward(x, use_cache=True)`` treats ``x`` as the tokens that follow the ones already in
+    ``self.kv_cache`` (a ``KVCache``, created on first use): only their queries, keys and
+    values are computed, and they attend to the cached keys too. ``reset_kv_cache()`` empties
+    it. The cache is a plain attribute, so ``state_dict()`` does not contain it.
     """
 
     record_stages: bool = False
@@ -306,17 +377,26 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("mask", causal_mask(context_length))
         self.stages: dict | None = None
+        self.kv_cache: KVCache | None = None
+
+    def reset_kv_cache(self) -> None:
+        """Forget the cached keys and values (before a new prompt, or to free the memory)."""
+        self.kv_cache = None
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
         """(b, n, d_out) -> (b, num_heads, n, head_dim): heads become a batch dimension."""
         b, num_tokens, _ = t.shape
         return t.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, use_cache: bool = False) -> torch.Tensor:
         b, num_tokens, _ = _check_input(x, self.mask.shape[0], type(self).__name__)
         keys = self._split_heads(self.W_key(x))
         queries = self._split_heads(self.W_query(x))
         values = self._split_heads(self.W_value(x))
+        if use_cache:  # the new tokens also attend to the earlier ones, kept from before
+            if self.kv_cache is None:
+                self.kv_cache = KVCache(keys, capacity=self.mask.shape[0])
+            keys, values = self.kv_cache.append(keys, values)
         stages = {} if self.record_stages else None
         context = causal_attention(
             queries, keys, values, self.mask, self.dropout, stages, self.use_sdpa

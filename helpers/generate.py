@@ -32,6 +32,7 @@ from torch import nn
 
 __all__ = [
     "generate",
+    "supports_kv_cache",
     "next_token_logits",
     "next_token_distribution",
     "softmax_with_temperature",
@@ -287,6 +288,45 @@ def next_token_distribution(
     return sampling_distribution(logits, temperature, top_k, top_p)
 
 
+def supports_kv_cache(model: nn.Module) -> bool:
+    """Whether ``model`` has a KV cache (``GPTModel`` does; a scripted test model may not)."""
+    return callable(getattr(model, "reset_kv_cache", None))
+
+
+class _NextTokenLogits:
+    """The logits (batch, vocab) for the token after ``idx[:, -context_size:]``, step by step.
+
+    Without the cache, every step runs the model over the whole window. With it, the model
+    only sees the tokens it has not cached yet: the prompt at the first step, then one token.
+
+    Past the context: once the text is longer than ``context_size``, the window slides and
+    every token in it moves to a lower position. GPT-2's position embeddings are added to
+    the input, so every cached key and value (in every layer) depends on its token's old
+    position, and deeper layers on tokens that have left the window: a sliding cache would
+    give other logits than the model computes on the window. So from then on each step
+    recomputes the window in full, exactly what the cache-free loop does.
+    """
+
+    def __init__(self, model: nn.Module, context_size: int, use_cache: bool):
+        self.model = model
+        self.context_size = context_size
+        self.use_cache = use_cache and supports_kv_cache(model)
+        if self.use_cache:
+            model.reset_kv_cache()  # nothing left over from an earlier text
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        if not self.use_cache or idx.shape[1] > self.context_size:
+            if self.use_cache:
+                self.model.reset_kv_cache()  # stale: the positions have shifted
+            return self.model(idx[:, -self.context_size :])[:, -1, :]
+        new_tokens = idx[:, self.model.kv_cache_length :]
+        return self.model(new_tokens, use_cache=True)[:, -1, :]
+
+    def close(self) -> None:
+        if self.use_cache:
+            self.model.reset_kv_cache()  # frees the memory
+
+
 def generate(
     model: nn.Module,
     idx: torch.Tensor,
@@ -296,6 +336,8 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     eos_id: int | None = None,
+    *,
+    use_cache: bool = True,
 ) -> torch.Tensor:
     """Append up to ``max_new_tokens`` tokens to each row of ``idx`` (batch, n).
 
@@ -312,6 +354,11 @@ def generate(
     shorter than n + max_new_tokens. (The book's version, for one row, stops *before*
     appending the end token.) ``generated_tokens`` cuts each row at its end token.
 
+    ``use_cache``: reuse the keys and values of earlier tokens (the model's KV cache, if it
+    has one), so each step computes one token instead of the whole window; the tokens are
+    the same as with ``use_cache=False``, only faster. Once the text outgrows
+    ``context_size``, every step recomputes the window (see ``_NextTokenLogits``).
+
     Runs the model in eval mode without gradients; its previous mode is restored after.
     Returns a (batch, n + generated) tensor of token ids.
     """
@@ -319,18 +366,28 @@ def generate(
     if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}.")
     idx = _check_prompt(idx, context_size)
-    finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     with _evaluating(model):
-        for _ in range(max_new_tokens):
-            logits = model(idx[:, -context_size:])[:, -1, :]
-            idx_next = sample_next_token(logits, temperature, top_k, top_p).to(idx.device)
-            if eos_id is not None:
-                # rows that already ended get padding, whatever the model would say
-                idx_next = idx_next.masked_fill(finished.unsqueeze(1), eos_id)
-                finished |= idx_next.squeeze(1) == eos_id
-            idx = torch.cat((idx, idx_next), dim=1)
-            if finished.all():
-                break
+        next_logits = _NextTokenLogits(model, context_size, use_cache)
+        try:
+            idx = _decode(next_logits, idx, max_new_tokens, temperature, top_k, top_p, eos_id)
+        finally:
+            next_logits.close()
+    return idx
+
+
+def _decode(next_logits, idx, max_new_tokens, temperature, top_k, top_p, eos_id):
+    """The loop of ``generate``: append one token per step to every row of ``idx``."""
+    finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+    for _ in range(max_new_tokens):
+        logits = next_logits(idx)
+        idx_next = sample_next_token(logits, temperature, top_k, top_p).to(idx.device)
+        if eos_id is not None:
+            # rows that already ended get padding, whatever the model would say
+            idx_next = idx_next.masked_fill(finished.unsqueeze(1), eos_id)
+            finished |= idx_next.squeeze(1) == eos_id
+        idx = torch.cat((idx, idx_next), dim=1)
+        if finished.all():
+            break
     return idx
 
 

@@ -181,8 +181,8 @@ class TransformerBlock(nn.Module):
         self.norm2 = LayerNorm(cfg["emb_dim"])
         self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x)))
+    def forward(self, x: torch.Tensor, use_cache: bool = False) -> torch.Tensor:
+        x = x + self.drop_shortcut(self.att(self.norm1(x), use_cache=use_cache))
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x
 
@@ -192,6 +192,13 @@ class GPTModel(nn.Module):
 
     The output head is a separate matrix here, as in the book; GPT-2's original weights tie
     it to the token embedding (see ``parameter_breakdown`` for what that saves).
+
+    KV cache, for generating: ``model(ids, use_cache=True)`` remembers every layer's keys and
+    values, so the next call only needs the new token(s): ``model(next_ids, use_cache=True)``.
+    Those get the positions after the cached ones (``kv_cache_length``), so the logits equal
+    a full forward over the whole sequence. ``reset_kv_cache()`` before a new prompt. The
+    cache never holds more than ``context_length`` tokens, since there are no positions after
+    that; ``helpers.generate.generate`` handles longer texts. ``model(ids)`` ignores the cache.
     """
 
     def __init__(self, cfg: dict):
@@ -207,7 +214,18 @@ class GPTModel(nn.Module):
         self.final_norm = LayerNorm(cfg["emb_dim"])
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
 
-    def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
+    @property
+    def kv_cache_length(self) -> int:
+        """How many tokens the KV cache holds: the position the next cached call starts at."""
+        cache = self.trf_blocks[0].att.kv_cache
+        return 0 if cache is None else cache.length
+
+    def reset_kv_cache(self) -> None:
+        """Empty every layer's KV cache (before a new prompt, or to free its memory)."""
+        for block in self.trf_blocks:
+            block.att.reset_kv_cache()
+
+    def forward(self, in_idx: torch.Tensor, use_cache: bool = False) -> torch.Tensor:
         if in_idx.dim() != 2:
             raise ValueError(
                 f"GPTModel expects token ids of shape (batch, n_tokens), got shape "
@@ -222,10 +240,22 @@ class GPTModel(nn.Module):
                 f"input to its last {self.context_length} tokens first, "
                 f"in_idx[:, -{self.context_length}:], as generate_text_simple does."
             )
-        positions = torch.arange(n_tokens, device=in_idx.device)
+        # with the cache, the new tokens come after the cached ones: absolute positions
+        start = self.kv_cache_length if use_cache else 0
+        if start + n_tokens > self.context_length:
+            raise ValueError(
+                f"The KV cache holds {start} tokens; {n_tokens} more would pass the "
+                f"context_length of {self.context_length}. Call reset_kv_cache() and feed "
+                f"the last {self.context_length} tokens again (or run without the cache)."
+            )
+        positions = torch.arange(start, start + n_tokens, device=in_idx.device)
         x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (b, n, d) + (n, d) broadcasts
         x = self.drop_emb(x)
-        x = self.trf_blocks(x)
+        if use_cache:  # nn.Sequential passes no keyword arguments: call the blocks one by one
+            for block in self.trf_blocks:
+                x = block(x, use_cache=True)
+        else:
+            x = self.trf_blocks(x)
         x = self.final_norm(x)
         return self.out_head(x)
 

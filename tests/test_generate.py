@@ -339,3 +339,70 @@ def test_end_token_in_the_prompt_does_not_stop_a_row():
     model = ScriptedModel([[5, 6, 7]])
     out = generate(model, torch.tensor([[EOS, EOS]]), 3, 8, eos_id=EOS)
     assert out.tolist() == [[EOS, EOS, 5, 6, 7]]
+
+
+# --- the KV cache: the same tokens, fewer computed ----------------------------------------------
+
+CACHE_CFG = {**TINY_CFG, "vocab_size": 50, "drop_rate": 0.0}  # small vocab: tokens repeat
+
+
+@pytest.fixture(scope="module")
+def cache_model():
+    torch.manual_seed(7)
+    return GPTModel(CACHE_CFG).eval()
+
+
+def both_ways(model, idx, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PromptCroppedWarning)
+        cached = generate(model, idx, *args, **kwargs)  # use_cache=True is the default
+        plain = generate(model, idx, *args, use_cache=False, **kwargs)
+    return cached, plain
+
+
+# prompt lengths: short, just below the context (16), at it, and beyond it (cropped);
+# 12 new tokens carry every one of them past the context, where the window slides
+@pytest.mark.parametrize("prompt_length", [1, 5, 15, 16, 21])
+@pytest.mark.parametrize("context_size", [16, 9])
+def test_cache_gives_the_same_greedy_tokens(cache_model, prompt_length, context_size):
+    torch.manual_seed(prompt_length)
+    idx = torch.randint(0, CACHE_CFG["vocab_size"], (3, prompt_length))
+    cached, plain = both_ways(cache_model, idx, 12, context_size)
+    assert cached.shape == plain.shape == (3, min(prompt_length, context_size) + 12)
+    assert torch.equal(cached, plain)
+    if context_size == CACHE_CFG["context_length"]:
+        assert torch.equal(plain, generate_text_simple(cache_model, idx[:, -16:], 12, 16))
+
+
+@pytest.mark.parametrize("prompt_length", [3, 15])
+def test_cache_gives_the_same_tokens_with_end_tokens(cache_model, prompt_length):
+    torch.manual_seed(1)
+    idx = torch.randint(0, CACHE_CFG["vocab_size"], (4, prompt_length))
+    free = generate(cache_model, idx, 10, 16, use_cache=False)
+    eos = free[0, prompt_length + 3].item()  # row 0 says this at step 4: make it the end token
+    cached, plain = both_ways(cache_model, idx, 10, 16, eos_id=eos)
+    assert torch.equal(cached, plain)
+    assert (cached[0, prompt_length + 3 :] == eos).all()  # row 0 did end, and is padded
+
+
+def test_cache_feeds_only_new_tokens_until_the_window_slides(cache_model):
+    seen = []  # (tokens fed, use_cache) of every forward call
+    hook = cache_model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((args[0].shape[1], kwargs.get("use_cache"))),
+        with_kwargs=True,
+    )
+    try:
+        out = generate(cache_model, torch.zeros((2, 13), dtype=torch.long), 6, 16)
+    finally:
+        hook.remove()
+    # the prompt (13), then one token per step while the text fits the context (14, 15, 16
+    # tokens), then the whole window of 16 at each step
+    assert seen == [(13, True), (1, True), (1, True), (1, True), (16, None), (16, None)]
+    assert out.shape == (2, 19)
+    assert cache_model.kv_cache_length == 0  # generate empties the cache when done
+
+
+def test_cache_is_emptied_even_when_generation_fails(cache_model):
+    with pytest.raises(ValueError, match="context_length"):
+        generate(cache_model, torch.zeros((1, 20), dtype=torch.long), 3, 20)  # context 16
+    assert cache_model.kv_cache_length == 0

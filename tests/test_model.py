@@ -403,3 +403,71 @@ def test_text_round_trip(gpt2):
     assert ids.shape == (1, 3) and ids[0, 1] == 50256
     assert token_ids_to_text(ids, gpt2) == "Hi<|endoftext|>there"
     assert token_ids_to_text([15496, 11], gpt2) == "Hello,"
+
+
+# --- KV cache ------------------------------------------------------------------------------------
+
+
+def tiny_eval_model(seed=0, **changes):
+    torch.manual_seed(seed)
+    return GPTModel({**TINY, "drop_rate": 0.0, **changes}).eval()
+
+
+@pytest.mark.parametrize("use_sdpa", [True, False])
+def test_cached_forward_in_pieces_equals_one_full_forward(monkeypatch, use_sdpa):
+    # pieces of 3, 1, 2 and 2 tokens: the prefill (causal mask), several new tokens after a
+    # cache (the mask's bottom rows), one new token (no mask), up to the context length
+    monkeypatch.setattr("helpers.attention.MultiHeadAttention.use_sdpa", use_sdpa)
+    model = tiny_eval_model()
+    ids = torch.randint(0, TINY["vocab_size"], (3, TINY["context_length"]))
+    with torch.no_grad():
+        full = model(ids)
+        pieces, start = [], 0
+        for size in (3, 1, 2, 2):
+            assert model.kv_cache_length == start  # where the next piece's positions begin
+            pieces.append(model(ids[:, start : start + size], use_cache=True))
+            start += size
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_positions_are_absolute():
+    # the same token fed at position 5 via the cache must not get position 0's embedding
+    model = tiny_eval_model()
+    ids = torch.randint(0, TINY["vocab_size"], (1, 6))
+    with torch.no_grad():
+        model(ids[:, :5], use_cache=True)
+        cached_last = model(ids[:, 5:], use_cache=True)[0, -1]
+        alone = model(ids[:, 5:])[0, -1]  # the same token at position 0, without context
+        full_last = model(ids)[0, -1]
+    torch.testing.assert_close(cached_last, full_last, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(cached_last, alone, atol=1e-3)
+
+
+def test_cache_is_not_in_the_state_dict_and_default_forward_ignores_it():
+    model = tiny_eval_model()
+    keys_before = list(model.state_dict())
+    ids = torch.randint(0, TINY["vocab_size"], (2, 5))
+    with torch.no_grad():
+        plain = model(ids)
+        model(ids[:, :3], use_cache=True)  # something in the cache now
+        assert model.kv_cache_length == 3
+        assert list(model.state_dict()) == keys_before
+        assert torch.equal(model(ids), plain)  # forward without use_cache: as before
+        assert model.kv_cache_length == 3  # and it left the cache alone
+    GPTModel({**TINY, "drop_rate": 0.0}).load_state_dict(model.state_dict(), strict=True)
+    model.reset_kv_cache()
+    assert model.kv_cache_length == 0
+    assert all(block.att.kv_cache is None for block in model.trf_blocks)
+
+
+def test_cache_overflow_and_batch_mismatch_say_what_to_do():
+    model = tiny_eval_model()
+    ctx = TINY["context_length"]
+    with torch.no_grad():
+        model(torch.zeros((2, ctx), dtype=torch.long), use_cache=True)  # full
+        with pytest.raises(ValueError, match="reset_kv_cache"):
+            model(torch.zeros((2, 1), dtype=torch.long), use_cache=True)
+        model.reset_kv_cache()
+        model(torch.zeros((2, 3), dtype=torch.long), use_cache=True)
+        with pytest.raises(ValueError, match="reset_kv_cache"):
+            model(torch.zeros((1, 1), dtype=torch.long), use_cache=True)  # another batch
