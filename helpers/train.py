@@ -333,7 +333,8 @@ class TrainingOptions:
             "loss_chunk_rows": "full logits, then cross-entropy" if self.loss_chunk_rows is None
             else f"head + cross-entropy {self.loss_chunk_rows} positions at a time",
         }
-        return "\n".join(f"{name:<19} {getattr(self, name)!s:<6} {text}" for name, text in what.items())
+        lines = (f"{name:<19} {getattr(self, name)!s:<6} {text}" for name, text in what.items())
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -488,7 +489,8 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
             total += ((log_norm - logits.gather(1, safe_t).squeeze(1)) * valid).sum()
             if with_grad:
                 grad_logits = logits.sub_(log_norm.unsqueeze(1)).exp_()  # softmax, in place
-                grad_logits.scatter_add_(1, safe_t, torch.full_like(safe_t, -1, dtype=torch.float32))
+                minus_one = torch.full_like(safe_t, -1, dtype=torch.float32)
+                grad_logits.scatter_add_(1, safe_t, minus_one)  # minus the one-hot target
                 grad_logits.mul_(valid.unsqueeze(1))
                 grad_hidden[rows] = grad_logits.to(h.dtype) @ used
                 grad_weight[:vocab_size].addmm_(grad_logits.T, h.float())

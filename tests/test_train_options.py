@@ -157,7 +157,9 @@ def test_bf16_auto_on_cpu_changes_nothing(plain_run):
     assert_same_run(train(TrainingOptions(bf16="auto")), plain_run, tol=0)
 
 
-@pytest.mark.skipif(not fused_adamw_available("cpu"), reason="AdamW(fused=True) needs torch>=2.4 on CPU")
+@pytest.mark.skipif(
+    not fused_adamw_available("cpu"), reason="AdamW(fused=True) needs torch>=2.4 on CPU"
+)
 def test_fused_adamw_matches_the_default(plain_run):
     model, optimizer = build(TrainingOptions(fused_adamw=True))
     assert optimizer.defaults["fused"]
@@ -183,14 +185,14 @@ def test_padded_head_gives_the_same_logits_and_loss():
     ids = torch.randint(0, 50257, (2, CONTEXT))
     targets = torch.randint(0, 50257, (2, CONTEXT))
     before = model(ids)
-    pad_output_head_model = prepare_model(model, TrainingOptions(pad_vocab_multiple=64))
-    head = pad_output_head_model.out_head
+    head = prepare_model(model, TrainingOptions(pad_vocab_multiple=64)).out_head
     assert isinstance(head, PaddedOutputHead) and head.weight.shape == (50304, 32)
     after = model(ids)
     assert after.shape == before.shape  # the padding never reaches the caller
     torch.testing.assert_close(after, before, atol=1e-6, rtol=1e-5)
     loss = F.cross_entropy(after.flatten(0, 1), targets.flatten())
-    assert loss.item() == pytest.approx(F.cross_entropy(before.flatten(0, 1), targets.flatten()).item(), abs=1e-6)
+    unpadded_loss = F.cross_entropy(before.flatten(0, 1), targets.flatten())
+    assert loss.item() == pytest.approx(unpadded_loss.item(), abs=1e-6)
     loss.backward()
     assert torch.count_nonzero(head.weight.grad[50257:]) == 0  # the extra rows learn nothing
     # the book's shapes, for a plain GPTModel or the book's own code
@@ -219,9 +221,8 @@ def test_chunked_cross_entropy_equals_the_full_one(chunk_rows):
     for got, want in zip(torch.autograd.grad(2 * loss, (hidden, weight)), grads, strict=True):
         torch.testing.assert_close(got, 2 * want, atol=1e-6, rtol=1e-5)
     with torch.no_grad():  # evaluation: no gradients computed or kept
-        assert chunked_cross_entropy(hidden, weight, targets, chunk_rows, 60).item() == pytest.approx(
-            expected.item(), abs=1e-6
-        )
+        loss = chunked_cross_entropy(hidden, weight, targets, chunk_rows, 60)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
 
 
 def test_training_with_the_chunked_loss_matches(plain_run):
