@@ -284,7 +284,7 @@ class BPETokenizer:
         for i in sorted(vocab):
             self._ranks.setdefault(vocab[i], i)
         self._special_by_id = {i: name for name, i in self.special_tokens.items()}
-        self._cache: dict[bytes, list[int]] = {}
+        self._cache: dict[str, list[int]] = {}  # chunk -> its ids
 
     @property
     def pattern(self) -> str:
@@ -490,15 +490,16 @@ class BPETokenizer:
     def encode_ordinary(self, text: str) -> list[int]:
         """Text -> ids, treating special tokens' text as ordinary text."""
         ids: list[int] = []
+        cache = self._cache
         for chunk in self._compiled.findall(text):
-            ids.extend(self._encode_chunk(chunk.encode("utf-8")))
+            # most chunks are words seen before: one dictionary lookup, no UTF-8 encoding
+            chunk_ids = cache.get(chunk)
+            ids.extend(chunk_ids if chunk_ids is not None else self._encode_chunk(chunk))
         return ids
 
-    def _encode_chunk(self, chunk: bytes) -> list[int]:
+    def _encode_chunk(self, text: str) -> list[int]:
         """BPE inside one pre-split chunk, remembered because words repeat a lot."""
-        cached = self._cache.get(chunk)
-        if cached is not None:
-            return cached
+        chunk = text.encode("utf-8")
         if chunk in self._ranks:
             # The whole chunk is one token: done. Fast for common words, and what tiktoken does
             # (for GPT-2 it changes no result: the merges reach every token's bytes anyway).
@@ -507,22 +508,30 @@ class BPETokenizer:
             ids = [self._ranks[p] for p in self._bpe(chunk)]
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
-        self._cache[chunk] = ids
+        self._cache[text] = ids
         return ids
 
     def _bpe(self, chunk: bytes) -> list[bytes]:
         """Start from single bytes; merge the adjacent pair that forms the lowest-id token (the
-        leftmost on ties) until no adjacent pair forms a token."""
+        leftmost on ties) until no adjacent pair forms a token.
+
+        ``ranks[i]`` is the id that ``parts[i] + parts[i + 1]`` would become (infinity: none).
+        A merge changes only the two pairs beside it, so only those are looked up again,
+        instead of every pair at every step."""
         parts = [chunk[i : i + 1] for i in range(len(chunk))]
-        while len(parts) > 1:
-            best_rank, best_i = None, None
-            for i in range(len(parts) - 1):
-                rank = self._ranks.get(parts[i] + parts[i + 1])
-                if rank is not None and (best_rank is None or rank < best_rank):
-                    best_rank, best_i = rank, i
-            if best_i is None:
+        lookup, none = self._ranks.get, float("inf")
+        ranks = [lookup(left + right, none) for left, right in zip(parts, parts[1:])]
+        while ranks:
+            best = min(ranks)
+            if best == none:
                 break
-            parts[best_i : best_i + 2] = [parts[best_i] + parts[best_i + 1]]
+            i = ranks.index(best)  # the leftmost of equal ranks
+            parts[i : i + 2] = [parts[i] + parts[i + 1]]
+            del ranks[i]
+            if i > 0:
+                ranks[i - 1] = lookup(parts[i - 1] + parts[i], none)
+            if i < len(parts) - 1:
+                ranks[i] = lookup(parts[i] + parts[i + 1], none)
         return parts
 
     def _allowed_specials(self, allowed_special) -> set[str]:
