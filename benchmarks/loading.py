@@ -1,0 +1,140 @@
+"""Loading GPT-2 weights: time and peak memory of ``load_gpt2`` against ``from_pretrained``.
+
+    python benchmarks/loading.py            # a 124M-size checkpoint (about a minute or two)
+    python benchmarks/loading.py --quick    # a tiny checkpoint (seconds)
+
+The benchmark first writes a checkpoint in Hugging Face's layout: ``GPT2LMHeadModel`` with
+GPT-2 small's config and random weights (seeded), ``save_pretrained`` with safetensors into a
+temporary folder. Then each load runs in a fresh Python process, so that one load's memory
+cannot hide in another's: the process imports what it needs, notes its peak resident memory
+(``ru_maxrss``), loads, and notes the peak again; the difference is the load's peak. The time
+covers the load call only (not Python's start or the imports). Loads alternate between the two
+contenders, and both models' logits on the same tokens must agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from statistics import median
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    import common  # noqa: F401  (puts the repository root on sys.path)
+
+import torch
+
+from benchmarks.common import ROOT, environment_line, markdown_table, median_ratio, write_report
+
+SEED = 123
+FULL = {"config": {}, "rounds": 3}  # GPT2Config() is GPT-2 small (124M)
+QUICK = {"config": {"n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 1000,
+                    "bos_token_id": None, "eos_token_id": None}, "rounds": 1}
+PEAK_TARGET = 1.3  # our peak at most 1.3x the checkpoint's size
+OURS, HF = "ours: load_gpt2(folder)", "transformers: from_pretrained(folder)"
+
+# Runs in a fresh process: one load, then time, peak memory and a few logits as JSON.
+CHILD = """
+import json, resource, sys, time
+import torch
+who, folder = sys.argv[1], sys.argv[2]
+if who == "ours":
+    import safetensors.torch  # noqa: F401  (transformers imports it too: not part of the timing)
+    from helpers.weights import load_gpt2
+    load = lambda: load_gpt2(folder)
+    logits = lambda model, ids: model(ids)
+else:
+    from transformers import GPT2LMHeadModel
+    load = lambda: GPT2LMHeadModel.from_pretrained(folder)
+    logits = lambda model, ids: model(ids).logits
+kib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+before = kib()
+start = time.perf_counter()
+model = load()
+seconds = time.perf_counter() - start
+peak = kib()
+with torch.no_grad():
+    out = logits(model.eval(), torch.arange(8).unsqueeze(0))[0, -1, :16]
+print(json.dumps({"seconds": seconds, "peak_bytes": (peak - before) * 1024,
+                  "logits": out.tolist()}))
+"""
+
+
+def write_checkpoint(folder: Path, config_changes: dict) -> int:
+    """A random GPT-2 in Hugging Face's layout; returns the size of its weights file."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(SEED)
+    model = GPT2LMHeadModel(GPT2Config(**config_changes))
+    model.save_pretrained(folder, safe_serialization=True)
+    return (folder / "model.safetensors").stat().st_size
+
+
+def load_in_child(who: str, folder: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, who, str(folder)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"loading with {who} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(folder: Path, rounds: int) -> dict[str, list[dict]]:
+    """Each contender's results, one per round, alternating which goes first."""
+    names = ["ours", "hf"]
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(rounds):
+        for who in names[r % 2 :] + names[: r % 2]:
+            results[who].append(load_in_child(who, folder))
+    return results
+
+
+def run(quick: bool = False) -> str:
+    setup = QUICK if quick else FULL
+    with tempfile.TemporaryDirectory(prefix="gpt2-checkpoint-") as tmp:
+        size = write_checkpoint(Path(tmp), setup["config"])
+        results = measure(Path(tmp), setup["rounds"])
+    ours_logits = torch.tensor(results["ours"][-1]["logits"])
+    hf_logits = torch.tensor(results["hf"][-1]["logits"])
+    same = torch.allclose(ours_logits, hf_logits, rtol=1e-4, atol=1e-4)
+    seconds = {who: [r["seconds"] for r in results[who]] for who in results}
+    rows = []
+    for who, name in (("ours", OURS), ("hf", HF)):
+        peak = median(r["peak_bytes"] for r in results[who])
+        rows.append([
+            name, f"{median(seconds[who]):.2f}",
+            f"{median_ratio(seconds[who], seconds['ours']):.2f}×",
+            f"{peak / 2**20:,.0f}", f"{peak / size:.2f}×",
+            "yes" if same else "**NO**",
+        ])
+    ours_peak = median(r["peak_bytes"] for r in results["ours"]) / size
+    return "\n".join([
+        "### Loading a GPT-2 checkpoint" + (" (quick)" if quick else ""),
+        "",
+        f"model.safetensors: {size / 2**20:,.0f} MiB (Hugging Face layout, random weights, "
+        f"seed {SEED}); {setup['rounds']} alternating round(s), each load in a fresh process; "
+        f"medians. Peak = maximum resident memory during the load minus before it. "
+        + environment_line(torch.device("cpu")),
+        "",
+        markdown_table(["loader", "seconds", "time vs ours", "peak MiB", "peak / checkpoint",
+                        "same logits"], rows),
+        "",
+        f"- our peak: {ours_peak:.2f}× the checkpoint — "
+        f"{'met' if ours_peak <= PEAK_TARGET else 'missed'} (target ≤ {PEAK_TARGET:g}×)",
+    ])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny checkpoint, seconds")
+    parser.add_argument("--output", help="also write the markdown to this file")
+    args = parser.parse_args(argv)
+    write_report(run(quick=args.quick), args.output)
+
+
+if __name__ == "__main__":
+    main()
