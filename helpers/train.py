@@ -484,14 +484,16 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
             h, t = hidden[rows], targets[rows]
             valid = t != ignore_index
             safe_t = t.masked_fill(~valid, 0).unsqueeze(1)  # any index; its row is masked out
-            logits = (h @ used.T).float()
-            log_norm = torch.logsumexp(logits, dim=-1)
-            total += ((log_norm - logits.gather(1, safe_t).squeeze(1)) * valid).sum()
+            log_probs = torch.log_softmax((h @ used.T).float(), dim=-1)
+            picked = log_probs.gather(1, safe_t).squeeze(1)
+            all_valid = bool(valid.all())  # the usual case in pretraining: no masking needed
+            total -= picked.sum() if all_valid else (picked * valid).sum()
             if with_grad:
-                grad_logits = logits.sub_(log_norm.unsqueeze(1)).exp_()  # softmax, in place
+                grad_logits = log_probs.exp_()  # softmax, in place of the log-probabilities
                 minus_one = torch.full_like(safe_t, -1, dtype=torch.float32)
                 grad_logits.scatter_add_(1, safe_t, minus_one)  # minus the one-hot target
-                grad_logits.mul_(valid.unsqueeze(1))
+                if not all_valid:
+                    grad_logits.mul_(valid.unsqueeze(1))
                 grad_hidden[rows] = grad_logits.to(h.dtype) @ used
                 grad_weight[:vocab_size].addmm_(grad_logits.T, h.float())
         count = (targets != ignore_index).sum().clamp(min=1)
