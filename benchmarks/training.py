@@ -263,7 +263,7 @@ def measure_config(config_name: str, device, rounds: int, peak: float) -> tuple[
             for name, (_, opt, fn) in contenders.items()}
     for run in runs.values():  # warm-up: allocator, thread pools, lazy optimizer state
         run()
-    seconds = alternate(runs, rounds, device)
+    seconds, _ = alternate(runs, rounds, device)  # (the last losses are not needed here)
     tokens = batch_size * cfg["context_length"]
     train_flops = 3 * flops_per_token(cfg, include_output_head=True)
     fastest_peer = min(PEERS, key=lambda name: statistics.median(seconds[name]))
