@@ -50,15 +50,17 @@ else:
     from transformers import GPT2LMHeadModel
     load = lambda: GPT2LMHeadModel.from_pretrained(folder)
     logits = lambda model, ids: model(ids).logits
-kib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
-before = kib()
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+page = resource.getpagesize()
+with open("/proc/self/statm") as f:
+    before = int(f.read().split()[1]) * page  # resident now, after the imports
 start = time.perf_counter()
 model = load()
-seconds = time.perf_counter() - start
-peak = kib()
-with torch.no_grad():
+loaded, loaded_peak = time.perf_counter() - start, peak()
+with torch.no_grad():  # a first forward: weights that were only mapped get read now
     out = logits(model.eval(), torch.arange(8).unsqueeze(0))[0, -1, :16]
-print(json.dumps({"seconds": seconds, "peak_bytes": (peak - before) * 1024,
+print(json.dumps({"seconds": loaded, "used_seconds": time.perf_counter() - start,
+                  "peak_bytes": loaded_peak - before, "used_peak_bytes": peak() - before,
                   "logits": out.tolist()}))
 """
 
@@ -101,29 +103,34 @@ def run(quick: bool = False) -> str:
     ours_logits = torch.tensor(results["ours"][-1]["logits"])
     hf_logits = torch.tensor(results["hf"][-1]["logits"])
     same = torch.allclose(ours_logits, hf_logits, rtol=1e-4, atol=1e-4)
-    seconds = {who: [r["seconds"] for r in results[who]] for who in results}
     rows = []
     for who, name in (("ours", OURS), ("hf", HF)):
-        peak = median(r["peak_bytes"] for r in results[who])
-        rows.append([
-            name, f"{median(seconds[who]):.2f}",
-            f"{median_ratio(seconds[who], seconds['ours']):.2f}×",
-            f"{peak / 2**20:,.0f}", f"{peak / size:.2f}×",
-            "yes" if same else "**NO**",
-        ])
-    ours_peak = median(r["peak_bytes"] for r in results["ours"]) / size
+        row = [name]
+        for key in ("seconds", "used_seconds"):
+            times = [r[key] for r in results[who]]
+            ours = [r[key] for r in results["ours"]]
+            row += [f"{median(times):.2f}", f"{median_ratio(times, ours):.2f}×"]
+        for key in ("peak_bytes", "used_peak_bytes"):
+            peak = median(r[key] for r in results[who])
+            row.append(f"{peak / 2**20:,.0f} ({peak / size:.2f}×)")
+        rows.append(row + ["yes" if same else "**NO**"])
+    ours_peaks = [median(r[key] for r in results["ours"]) for key in ("peak_bytes", "used_peak_bytes")]
+    ours_peak = max(ours_peaks) / size
     return "\n".join([
         "### Loading a GPT-2 checkpoint" + (" (quick)" if quick else ""),
         "",
         f"model.safetensors: {size / 2**20:,.0f} MiB (Hugging Face layout, random weights, "
         f"seed {SEED}); {setup['rounds']} alternating round(s), each load in a fresh process; "
-        f"medians. Peak = maximum resident memory during the load minus before it. "
+        "medians. Peak = maximum resident memory minus the resident memory before the load "
+        "(MiB, and × the checkpoint's size). \"+ first forward\": until the model has run once "
+        "on 8 tokens (a loader that maps the file lazily reads the weights only then). "
         + environment_line(torch.device("cpu")),
         "",
-        markdown_table(["loader", "seconds", "time vs ours", "peak MiB", "peak / checkpoint",
-                        "same logits"], rows),
+        markdown_table(["loader", "load s", "load time vs ours", "load + first forward s",
+                        "vs ours", "peak after load", "peak + first forward", "same logits"],
+                       rows),
         "",
-        f"- our peak: {ours_peak:.2f}× the checkpoint — "
+        f"- our peak (the larger of the two): {ours_peak:.2f}× the checkpoint — "
         f"{'met' if ours_peak <= PEAK_TARGET else 'missed'} (target ≤ {PEAK_TARGET:g}×)",
     ])
 
