@@ -19,10 +19,8 @@ too, without copying anything.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import struct
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from .weights import (
     GPT2_REPOS,
     WEIGHTS_FILE,
     WeightsUnavailable,
+    check_safetensors,
     download_gpt2,
     gpt2_folder_name,
     resolve_gpt2_size,
@@ -56,24 +55,11 @@ def gpt2_sizes_for(profile: Profile) -> list[str]:
 
 
 def safetensors_problem(path: Path) -> str | None:
-    """Why ``path`` is not a complete safetensors file, or None when it is.
-
-    The format is an 8-byte header length, a JSON header giving each tensor's byte range, then
-    the bytes: a file cut short ends before the last range does. Reads only the header.
-    """
+    """Why ``path`` is not a complete safetensors file, or None when it is."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-            if header_len > size:
-                return f"its header claims {header_len:,} bytes but the file has {size:,}"
-            header = json.loads(f.read(header_len))
-    except (OSError, struct.error, ValueError) as err:
-        return f"it cannot be read as safetensors ({err})"
-    ends = [t["data_offsets"][1] for name, t in header.items() if name != "__metadata__"]
-    expected = 8 + header_len + max(ends, default=0)
-    if size != expected:
-        return f"it has {size:,} bytes where its header says {expected:,}: it is cut short"
+        check_safetensors(path)
+    except (OSError, ValueError) as err:
+        return str(err)
     return None
 
 

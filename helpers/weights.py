@@ -35,6 +35,7 @@ import json
 import os
 import re
 import socket
+import struct
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -232,23 +233,89 @@ class _Tensors:
     shapes: dict[str, tuple[int, ...]]
     get: Callable[[str], torch.Tensor]
     tied_head: bool = False  # a .pth whose out_head.weight is the same tensor as tok_emb.weight
+    # safetensors only: read a tensor's bytes straight into a parameter, and the file's dtypes
+    read_into: Callable[[str, torch.Tensor], None] | None = None
+    dtypes: dict[str, torch.dtype | None] | None = None
+
+
+# safetensors' dtype names -> torch's (the ones a model checkpoint can hold)
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}
+
+
+class _SafetensorsReader:
+    """A safetensors file read with plain file reads, one tensor at a time.
+
+    The format is an 8-byte little-endian header length, a JSON header (each tensor's dtype,
+    shape and byte range), then the bytes. Why not ``safetensors.safe_open``: it memory-maps
+    the file, and the pages it reads stay resident while the model fills, so the process
+    briefly holds the file *and* the model: twice the memory. Plain reads hold the model plus
+    at most one tensor, or nothing extra where a tensor goes unchanged into its parameter.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "rb")
+        try:
+            size = path.stat().st_size
+            (header_len,) = struct.unpack("<Q", self.file.read(8))
+            if header_len > size:
+                raise ValueError(f"its header claims {header_len:,} bytes of {size:,}")
+            header = json.loads(self.file.read(header_len))
+            header.pop("__metadata__", None)
+            self.data_start = 8 + header_len
+            end = self.data_start + max((t["data_offsets"][1] for t in header.values()), default=0)
+            if end != size:
+                raise ValueError(f"{size:,} bytes where its header says {end:,}")
+        except (struct.error, ValueError, KeyError, TypeError) as err:
+            self.file.close()
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({err}); it may be cut short: "
+                "delete it and download or copy it again."
+            ) from err
+        self.entries = header
+        self.shapes = {name: tuple(t["shape"]) for name, t in header.items()}
+        self.dtypes = {name: _SAFETENSORS_DTYPES.get(t["dtype"]) for name, t in header.items()}
+
+    def read_into(self, name: str, out: torch.Tensor) -> None:
+        """Read tensor ``name`` straight into ``out`` (CPU, contiguous, same dtype and size)."""
+        begin, end = self.entries[name]["data_offsets"]
+        buffer = out.detach().view(-1).view(torch.uint8).numpy()  # out's own bytes, writable
+        self.file.seek(self.data_start + begin)
+        if self.file.readinto(buffer) != end - begin:
+            raise ValueError(f"{self.path} ended inside tensor {name}: it is cut short.")
+
+    def get(self, name: str) -> torch.Tensor:
+        if self.dtypes[name] is None:
+            raise ValueError(
+                f"{self.path}: tensor {name} is of dtype {self.entries[name]['dtype']}, "
+                "which a GPTModel cannot hold."
+            )
+        out = torch.empty(self.shapes[name], dtype=self.dtypes[name])
+        self.read_into(name, out)
+        return out
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise a ``ValueError`` saying what is wrong unless ``path`` is a complete safetensors
+    file (reads only its header; a file cut short ends before its last tensor does)."""
+    _SafetensorsReader(Path(path)).close()
 
 
 @contextlib.contextmanager
 def _open_tensors(path: Path) -> Iterator[_Tensors]:
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
+        reader = _SafetensorsReader(path)
         try:
-            handle = safe_open(str(path), framework="pt", device="cpu")
-        except (SafetensorError, OSError) as err:
-            raise ValueError(
-                f"{path} is not a readable safetensors file ({err}); it may be cut short: "
-                "delete it and download or copy it again."
-            ) from err
-        with handle as f:  # memory-mapped: get_tensor reads one tensor, only when asked
-            shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-            yield _Tensors(path, shapes, f.get_tensor)
+            yield _Tensors(path, reader.shapes, reader.get, read_into=reader.read_into, dtypes=reader.dtypes)
+        finally:
+            reader.close()
     else:
         state = _load_state_dict(path)
         head, emb = state.get("out_head.weight"), state.get("tok_emb.weight")
@@ -285,7 +352,12 @@ def _as_hf_names(tensors: _Tensors) -> _Tensors:
     prefix = "transformer."
     original = {name.removeprefix(prefix): name for name in tensors.shapes}
     shapes = {short: tensors.shapes[name] for short, name in original.items()}
-    return _Tensors(tensors.path, shapes, lambda short: tensors.get(original[short]))
+    read_into, dtypes = tensors.read_into, tensors.dtypes
+    return _Tensors(
+        tensors.path, shapes, lambda short: tensors.get(original[short]),
+        read_into=read_into and (lambda short, out: read_into(original[short], out)),
+        dtypes=dtypes and {short: dtypes[name] for short, name in original.items()},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,6 +625,10 @@ def _fill(model: GPTModel, tensors: _Tensors, plan: _Plan, tied: bool) -> None:
         for name, (_, copies) in plan.items():
             if not copies:
                 continue
+            if _reads_straight_in(tensors, name, copies, params):
+                tensors.read_into(name, params[copies[0].target])
+                filled.add(copies[0].target)
+                continue
             tensor = tensors.get(name)
             for copy in copies:
                 params[copy.target].copy_(copy.apply(tensor))  # also casts dtype and device
@@ -564,6 +640,18 @@ def _fill(model: GPTModel, tensors: _Tensors, plan: _Plan, tied: bool) -> None:
     unfilled = set(params) - filled
     if unfilled:  # a mapping bug would otherwise leave uninitialised memory in the model
         raise RuntimeError(f"Not loaded from the file: {', '.join(sorted(unfilled))}")
+
+
+def _reads_straight_in(tensors: _Tensors, name: str, copies: list[_Copy], params) -> bool:
+    """Whether the file's bytes of ``name`` can go into its parameter unchanged: no transpose,
+    no split, same dtype, on the CPU (the embedding, the largest tensor, always can)."""
+    if tensors.read_into is None or len(copies) != 1 or copies[0].transpose or copies[0].part is not None:
+        return False
+    param = params[copies[0].target]
+    return (
+        param.device.type == "cpu" and param.is_contiguous()
+        and param.dtype == tensors.dtypes[name] and param.shape == tensors.shapes[name]
+    )
 
 
 def _locate(path: Path) -> tuple[Path, Path]:

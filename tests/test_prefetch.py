@@ -67,7 +67,7 @@ def test_a_cut_short_safetensors_file_is_recognised(tmp_path):
     path.write_bytes(full[:-1])
     assert "cut short" in prefetch.safetensors_problem(path)
     path.write_bytes(full[:6])
-    assert "cannot be read" in prefetch.safetensors_problem(path)
+    assert "not a readable safetensors file" in prefetch.safetensors_problem(path)
     path.write_bytes(b"\xff" * 16)
     assert "header claims" in prefetch.safetensors_problem(path)
 

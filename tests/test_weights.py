@@ -376,8 +376,8 @@ def test_every_size_has_a_repo():
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's RssAnon")
 def test_peak_memory_is_about_one_model(tmp_path):
-    """Load a ~58 MB checkpoint in a fresh process and sample its private memory (RssAnon,
-    which leaves out the memory-mapped file) while loading: it should grow by ~1x the file."""
+    """Load a ~58 MB checkpoint in a fresh process and sample its resident memory (VmRSS: the
+    file's pages count too, were it memory-mapped) while loading: it should grow by ~1x the file."""
     d = 256  # 50257 x 256 floats: a 51 MB embedding dominates, as in the real GPT-2
     torch.manual_seed(0)
     state = {"wte.weight": torch.randn(VOCAB, d), "wpe.weight": torch.randn(64, d)}
@@ -407,21 +407,21 @@ def test_peak_memory_is_about_one_model(tmp_path):
             torch.nn.Embedding(2, 2)
             torch.triu(torch.ones(2, 2), diagonal=1)
 
-        def rss_anon():
+        def rss():
             with open("/proc/self/status") as f:
-                return next(int(l.split()[1]) * 1024 for l in f if l.startswith("RssAnon"))
+                return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS"))
 
-        base, peak, done = rss_anon(), [0], False
+        base, peak, done = rss(), [0], False
         def sample():
             while not done:
-                peak[0] = max(peak[0], rss_anon())
+                peak[0] = max(peak[0], rss())
                 time.sleep(0.0005)
         sampler = threading.Thread(target=sample)
         sampler.start()
         model = load_model(sys.argv[1])
         done = True
         sampler.join()
-        print(max(peak[0], rss_anon()) - base)
+        print(max(peak[0], rss()) - base)
         """
     )
     repo_root = Path(__file__).resolve().parent.parent
@@ -430,7 +430,7 @@ def test_peak_memory_is_about_one_model(tmp_path):
         cwd=repo_root, capture_output=True, text=True, timeout=120, check=True,
     )
     increase = int(result.stdout.split()[-1])
-    assert increase <= 1.5 * size, f"peak grew by {increase / size:.2f}x the checkpoint"
+    assert increase <= 1.3 * size, f"peak grew by {increase / size:.2f}x the checkpoint"
 
 
 def test_base_model_falls_back_to_notebook_06s_model(tmp_path, monkeypatch, capsys):
