@@ -65,13 +65,25 @@ print(json.dumps({"seconds": loaded, "used_seconds": time.perf_counter() - start
 """
 
 
-def write_checkpoint(folder: Path, config_changes: dict) -> int:
-    """A random GPT-2 in Hugging Face's layout; returns the size of its weights file."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+WRITER = """
+import json, sys, torch
+from transformers import GPT2Config, GPT2LMHeadModel
+torch.manual_seed(int(sys.argv[2]))
+GPT2LMHeadModel(GPT2Config(**json.loads(sys.argv[3]))).save_pretrained(sys.argv[1], safe_serialization=True)
+"""
 
-    torch.manual_seed(SEED)
-    model = GPT2LMHeadModel(GPT2Config(**config_changes))
-    model.save_pretrained(folder, safe_serialization=True)
+
+def write_checkpoint(folder: Path, config_changes: dict) -> int:
+    """A random GPT-2 in Hugging Face's layout; returns the size of its weights file.
+
+    Written by a separate process: a parent that has just built and written a 124M model
+    measurably changes its children's resident memory (we saw +160 MiB per load), which
+    would then be counted against the loaders.
+    """
+    subprocess.run(
+        [sys.executable, "-c", WRITER, str(folder), str(SEED), json.dumps(config_changes)],
+        check=True, capture_output=True, cwd=ROOT,
+    )
     return (folder / "model.safetensors").stat().st_size
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import socket
@@ -602,13 +603,34 @@ def _first(items: list[str], n: int = 5) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _skip_initialisation():
+    """Building a model fills its weights at random and its causal masks with ``triu``; the
+    loader overwrites the weights and rebuilds the masks anyway. On the meta device those
+    calls also import ~70 MB of PyTorch's decompositions the first time, memory the load would
+    hold for nothing, so they are skipped while the empty model is built."""
+    from . import attention
+
+    skipped = [(torch.nn.init, name) for name in ("normal_", "uniform_", "kaiming_uniform_")]
+    saved = {(owner, name): getattr(owner, name) for owner, name in skipped}
+    saved[(attention, "causal_mask")] = attention.causal_mask
+    try:
+        for owner, name in skipped:
+            setattr(owner, name, lambda tensor, *args, **kwargs: tensor)
+        attention.causal_mask = lambda context_length: torch.empty(context_length, context_length)
+        yield
+    finally:
+        for (owner, name), original in saved.items():
+            setattr(owner, name, original)
+
+
 def _empty_model(cfg: dict, device, dtype: torch.dtype) -> GPTModel:
     """A GPTModel whose parameters are allocated on ``device`` but not initialised.
 
     Built on the ``meta`` device first: no memory, and no time spent on a random
     initialisation the file overwrites anyway. ``to_empty`` then allocates each tensor once.
     """
-    with torch.device("meta"):
+    with torch.device("meta"), _skip_initialisation():
         model = GPTModel(cfg)
     model = model.to(dtype=dtype).to_empty(device=device)
     for module in model.modules():  # buffers come uninitialised too: rebuild the causal masks
@@ -619,8 +641,12 @@ def _empty_model(cfg: dict, device, dtype: torch.dtype) -> GPTModel:
 
 def _fill(model: GPTModel, tensors: _Tensors, plan: _Plan, tied: bool) -> None:
     """Copy each file tensor into its parameter(s), reading one tensor at a time."""
-    params = dict(model.named_parameters())
     filled = set()
+    if tied:  # first: the head's own (never written) memory is released before filling
+        model.out_head.weight = model.tok_emb.weight
+        filled.add("out_head.weight")
+    params = dict(model.named_parameters(remove_duplicate=False))
+    scratch = _Scratch()
     with torch.no_grad():
         for name, (_, copies) in plan.items():
             if not copies:
@@ -629,17 +655,37 @@ def _fill(model: GPTModel, tensors: _Tensors, plan: _Plan, tied: bool) -> None:
                 tensors.read_into(name, params[copies[0].target])
                 filled.add(copies[0].target)
                 continue
-            tensor = tensors.get(name)
+            tensor = scratch.read(tensors, name)
             for copy in copies:
                 params[copy.target].copy_(copy.apply(tensor))  # also casts dtype and device
                 filled.add(copy.target)
             del tensor  # keep at most one file tensor in memory
-    if tied:
-        model.out_head.weight = model.tok_emb.weight
-        filled.add("out_head.weight")
     unfilled = set(params) - filled
     if unfilled:  # a mapping bug would otherwise leave uninitialised memory in the model
         raise RuntimeError(f"Not loaded from the file: {', '.join(sorted(unfilled))}")
+
+
+class _Scratch:
+    """One reusable buffer for the file tensors that are transposed or split on their way in.
+
+    A fresh tensor per read would do the same, but the C allocator keeps freed blocks of a
+    few MB for reuse rather than returning them, and the process's memory creeps up.
+    """
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+
+    def read(self, tensors: _Tensors, name: str) -> torch.Tensor:
+        dtype = tensors.dtypes[name] if tensors.dtypes else None
+        if tensors.read_into is None or dtype is None:
+            return tensors.get(name)  # a .pth state dict (already in memory), or a bad dtype
+        n = math.prod(tensors.shapes[name])
+        if self.buffer is None or self.buffer.numel() < n or self.buffer.dtype != dtype:
+            self.buffer = None  # free the old one first
+            self.buffer = torch.empty(n, dtype=dtype)
+        out = self.buffer[:n].view(tensors.shapes[name])
+        tensors.read_into(name, out)
+        return out
 
 
 def _reads_straight_in(tensors: _Tensors, name: str, copies: list[_Copy], params) -> bool:
