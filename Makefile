@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: lab test setup clean
+.PHONY: lab test bench bench-quick setup clean
 
 setup: $(STAMP)
 
@@ -13,6 +13,8 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt -r requirements-test.txt
+	# The book's own package, for the side-by-side benchmarks; --no-deps, as it would pull TensorFlow.
+	$(BIN)/python -m pip install --no-deps llms-from-scratch==1.0.19
 	$(BIN)/python -m pip install --no-deps -e .
 	touch $(STAMP)
 
@@ -25,6 +27,13 @@ lab: setup
 # The whole suite: unit tests, widget tests and every notebook under nbval, in the smoke profile.
 test: setup
 	LLM_PROFILE=$${LLM_PROFILE:-smoke} $(BIN)/python -m pytest
+
+# Side-by-side benchmarks against the book's code and transformers (see benchmarks/).
+bench: setup
+	$(BIN)/python benchmarks/run_all.py --output benchmarks/results.md
+
+bench-quick: setup
+	$(BIN)/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
