@@ -47,6 +47,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from .data import DataError
 from .dataset import GPTDatasetV1
 from .model import GPT_CONFIG_124M, GPTModel, check_config
 from .train import (
@@ -506,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_config(argv)
         pretrain(config, world)
-    except ValueError as err:
+    except (ValueError, DataError) as err:  # bad settings, or a corpus that cannot be had
         print(f"error (rank {world.rank}): {err}", file=sys.stderr, flush=True)
         return 2
     return 0
