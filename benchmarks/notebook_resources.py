@@ -2,12 +2,14 @@
 
     python benchmarks/notebook_resources.py --profile smoke            # all ten, a markdown table
     python benchmarks/notebook_resources.py --profile cpu 06 07        # some of them
+    python benchmarks/notebook_resources.py --profile cpu 06 --save-to notebooks   # and keep it
 
 Each notebook runs in a fresh kernel (``jupyter nbconvert --execute`` on a copy, so the committed
 files are untouched), in order, sharing one data folder (notebooks 07-09 need the model 06
 saves). Time includes the kernel's start. Peak memory is the kernel's maximum resident set size,
 read from ``getrusage(RUSAGE_CHILDREN)`` of a runner process whose only long-lived child is the
-kernel. ``--data-dir`` keeps earlier results out (a fresh folder retrains notebook 06's model
+kernel. ``--save-to`` writes the executed notebooks there (how the committed outputs are made
+without resuming an old checkpoint). ``--data-dir`` keeps earlier results out (a fresh folder retrains notebook 06's model
 instead of resuming its checkpoint); downloads come from ``LLM_DATA_MIRROR`` if set.
 """
 
@@ -31,6 +33,7 @@ import json, resource, sys, nbformat
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
 NotebookClient(nb, timeout=7200, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+nbformat.write(nb, sys.argv[1])
 print(json.dumps({"peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 
@@ -63,6 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="smoke", choices=["smoke", "cpu", "gpu"])
     parser.add_argument("--data-dir", type=Path, help="data folder to use (default: a fresh one)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--save-to", type=Path, help="write the executed notebooks to this folder")
     args = parser.parse_args(argv)
 
     chosen = [nb for nb in NOTEBOOKS if not args.numbers or nb.name[:2] in args.numbers]
@@ -75,6 +79,8 @@ def main(argv=None) -> int:
             copy = Path(tmp) / notebook.name
             copy.write_bytes(notebook.read_bytes())
             rows.append(measure(copy, env))
+            if args.save_to:
+                (args.save_to / notebook.name).write_bytes(copy.read_bytes())
             print(f"{notebook.stem}: {rows[-1]['seconds']:.0f} s, "
                   f"{rows[-1]['peak_bytes'] / 2**30:.2f} GiB", file=sys.stderr, flush=True)
     if args.json:
