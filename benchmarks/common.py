@@ -42,6 +42,24 @@ def environment_line(device: torch.device) -> str:
     )
 
 
+def peak_resident_bytes() -> int:
+    """This process's peak resident memory so far, in bytes.
+
+    On Linux, ``VmHWM`` from /proc: it belongs to the process's own memory map, which starts
+    afresh at ``exec``. ``ru_maxrss`` does not: a child process inherits its parent's peak at
+    the time of the fork, so a small probe started by a big benchmark process would report the
+    parent's size. Elsewhere ``ru_maxrss`` is the best there is (bytes on macOS, KiB on BSD).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so a timer measures the work and not just its launch."""
     if device.type == "cuda":

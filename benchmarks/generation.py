@@ -14,17 +14,25 @@ The same random 124M-config weights (seed 123, eval mode, dropout 0) go into eve
 
 Before timing, the prompt's logits of each peer are compared with ours; after, every
 contender's tokens must equal ours. A 10-token prompt, 200 new tokens, batch 1.
+
+At batch 1 a cached decoding step is a chain of matrix-vector products: every weight is read
+from memory once and used for two floating-point operations, so the step is limited by memory
+bandwidth, not arithmetic. The report therefore also gives the *memory floor*: the bytes of
+weights one step must read over the read bandwidth measured here (a sum over a tensor far
+larger than the caches), and each contender's speed as a share of that ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import time
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     import common  # noqa: F401  (puts the repository root on sys.path)
 
 import torch
+from torch import nn
 
 from benchmarks.common import (
     alternate,
@@ -32,6 +40,7 @@ from benchmarks.common import (
     markdown_table,
     median_ratio,
     pick_device,
+    synchronize,
     verdict,
     write_report,
 )
@@ -127,13 +136,52 @@ def hf_model(state_dict: dict, cfg: dict, device):
 
 
 # ---------------------------------------------------------------------------------------------
+# The memory floor
+# ---------------------------------------------------------------------------------------------
+
+
+def weight_bytes_per_step(model: nn.Module) -> int:
+    """Bytes of weights one cached decoding step reads: every parameter once, except the
+    embedding tables, of which a step reads one row (unless the output head shares the token
+    table: then it is read in full, as the head)."""
+    head = model.out_head.weight
+    seen, total = set(), 0
+    for module in model.modules():
+        for param in module.parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            if isinstance(module, nn.Embedding) and param is not head:
+                total += param[0].numel() * param.element_size()  # one row: this token's
+            else:
+                total += param.numel() * param.element_size()
+    return total
+
+
+def read_bandwidth(device, size_bytes: int = 512 * 2**20, repeats: int = 5) -> float:
+    """Bytes per second for reading a tensor much larger than the caches (the best of a few
+    sums): about the most that a memory-bound decoding step can stream."""
+    data = torch.ones(size_bytes // 4, device=device)
+    data.sum()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        data.sum()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return size_bytes / best
+
+
+# ---------------------------------------------------------------------------------------------
 # The contenders and the run
 # ---------------------------------------------------------------------------------------------
 
 
-def contenders(cfg: dict, new_tokens: int, device) -> tuple[dict, dict, torch.Tensor]:
+def contenders(cfg: dict, new_tokens: int, device) -> tuple[dict, dict, torch.Tensor, int]:
     """name -> a function that generates ``new_tokens`` (or ``n`` if given) greedily;
-    name -> max |logit difference| from ours on the prompt; the prompt."""
+    name -> max |logit difference| from ours on the prompt; the prompt; the bytes of weights
+    a cached step reads."""
     torch.manual_seed(SEED)
     ours = GPTModel(cfg).to(device).eval()
     state_dict = {k: v.detach().cpu() for k, v in ours.state_dict().items()}
@@ -154,7 +202,7 @@ def contenders(cfg: dict, new_tokens: int, device) -> tuple[dict, dict, torch.Te
     runs[HF] = lambda n=new_tokens: hf.generate(
         prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n, do_sample=False
     )
-    return runs, logit_gaps, prompt
+    return runs, logit_gaps, prompt, weight_bytes_per_step(ours)
 
 
 def run(quick: bool = False, new_tokens: int | None = None, rounds: int | None = None) -> str:
@@ -163,7 +211,8 @@ def run(quick: bool = False, new_tokens: int | None = None, rounds: int | None =
     setup["new_tokens"] = new_tokens or setup["new_tokens"]
     setup["rounds"] = rounds or setup["rounds"]
     device = pick_device()
-    runs, logit_gaps, prompt = contenders(setup["cfg"], setup["new_tokens"], device)
+    runs, logit_gaps, prompt, step_bytes = contenders(setup["cfg"], setup["new_tokens"], device)
+    floor_rate = read_bandwidth(device) / step_bytes  # tokens/s if only memory counted
     for warm_up in runs.values():  # first calls allocate and pick kernels: not timed
         warm_up(n=2)
     seconds, outputs = alternate(runs, setup["rounds"], device)
@@ -178,6 +227,7 @@ def run(quick: bool = False, new_tokens: int | None = None, rounds: int | None =
             f"{sorted(rate)[len(rate) // 2]:.1f}",
             f"{median_ratio(seconds[OURS_PLAIN], seconds[name]):.2f}×",
             f"{median_ratio(seconds[HF], seconds[name]):.2f}×",
+            f"{sorted(rate)[len(rate) // 2] / floor_rate:.1%}",
             "yes" if torch.equal(outputs[name].cpu(), expected) else "**NO**",
             f"{logit_gaps[name]:.1e}",
         ])
@@ -193,9 +243,13 @@ def run(quick: bool = False, new_tokens: int | None = None, rounds: int | None =
         "",
         markdown_table(
             ["contender", "tokens/s", "speed-up vs ours no cache", "speed-up vs transformers",
-             "same tokens as ours", "max abs logit diff vs ours"],
+             "share of memory-bound peak", "same tokens as ours", "max abs logit diff vs ours"],
             rows,
         ),
+        "",
+        f"Memory floor: a cached step reads {step_bytes / 1e6:,.0f} MB of weights; at the "
+        f"{floor_rate * step_bytes / 1e9:.1f} GB/s this machine reads a large tensor, no "
+        f"batch-1 decoder can pass {floor_rate:,.1f} tokens/s here.",
         "",
     ]
     for (fast, slow), target in TARGETS.items():

@@ -7,7 +7,7 @@ The benchmark first writes a checkpoint in Hugging Face's layout: ``GPT2LMHeadMo
 GPT-2 small's config and random weights (seeded), ``save_pretrained`` with safetensors into a
 temporary folder. Then each load runs in a fresh Python process, so that one load's memory
 cannot hide in another's: the process imports what it needs, notes its peak resident memory
-(``ru_maxrss``), loads, and notes the peak again; the difference is the load's peak. The time
+(``VmHWM``), loads, and notes the peak again; the difference is the load's peak. The time
 covers the load call only (not Python's start or the imports). Loads alternate between the two
 contenders, and both models' logits on the same tokens must agree.
 """
@@ -40,6 +40,7 @@ OURS, HF = "ours: load_gpt2(folder)", "transformers: from_pretrained(folder)"
 CHILD = """
 import json, resource, sys, time
 import torch
+from benchmarks.common import peak_resident_bytes as peak
 who, folder = sys.argv[1], sys.argv[2]
 if who == "ours":
     import safetensors.torch  # noqa: F401  (transformers imports it too: not part of the timing)
@@ -50,7 +51,6 @@ else:
     from transformers import GPT2LMHeadModel
     load = lambda: GPT2LMHeadModel.from_pretrained(folder)
     logits = lambda model, ids: model(ids).logits
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 page = resource.getpagesize()
 with open("/proc/self/statm") as f:
     before = int(f.read().split()[1]) * page  # resident now, after the imports
@@ -76,9 +76,9 @@ GPT2LMHeadModel(GPT2Config(**json.loads(sys.argv[3]))).save_pretrained(sys.argv[
 def write_checkpoint(folder: Path, config_changes: dict) -> int:
     """A random GPT-2 in Hugging Face's layout; returns the size of its weights file.
 
-    Written by a separate process: a parent that has just built and written a 124M model
-    measurably changes its children's resident memory (we saw +160 MiB per load), which
-    would then be counted against the loaders.
+    Written by a separate process, so that the benchmark process itself stays small (and its
+    children's memory readings cannot pick up a 124M model's worth of the parent's peak:
+    ``ru_maxrss`` would, which is why the loaders read ``VmHWM`` instead).
     """
     subprocess.run(
         [sys.executable, "-c", WRITER, str(folder), str(SEED), json.dumps(config_changes)],

@@ -14,8 +14,8 @@ Contenders, all at the same weights, on the same batch, with ``AdamW(lr=4e-4, wd
 Before timing, each model's loss on the batch must equal ours (the weights were copied into it),
 so the same computation is timed. One timed run is one optimizer step (zero_grad, forward, loss,
 backward, step); contenders alternate within a round and the median ratio over rounds is
-reported. Peak memory is the maximum resident set size of a fresh process that builds one model
-and trains one step (CPU), or ``torch.cuda.max_memory_allocated`` (GPU). MFU: training FLOPs
+reported. Peak memory is the peak resident memory (``VmHWM``) of a fresh process that builds one
+model and trains one step (CPU), or ``torch.cuda.max_memory_allocated`` (GPU). MFU: training FLOPs
 (3 x ``flops_per_token`` with the output head) per second over this machine's float32 matmul
 peak, measured here with a large ``torch.matmul``.
 """
@@ -209,8 +209,9 @@ def check_same_losses(contenders: dict, inputs, targets, tolerance: float = 2e-4
 # ---------------------------------------------------------------------------------------------
 
 MEMORY_PROBE = """
-import json, resource, sys, torch
+import json, sys, torch
 sys.path.insert(0, sys.argv[1])
+from benchmarks.common import peak_resident_bytes
 from benchmarks.training import CONFIGS, batch, build, step
 cfg, batch_size = CONFIGS[sys.argv[2]]
 device = torch.device(sys.argv[4])
@@ -222,7 +223,7 @@ step(optimizer, loss_fn, inputs, targets)  # the first step allocates AdamW's st
 if device.type == "cuda":
     peak = torch.cuda.max_memory_allocated(device)
 else:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_resident_bytes()
 print(json.dumps({"peak_bytes": peak}))
 """
 

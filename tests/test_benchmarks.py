@@ -77,3 +77,61 @@ def test_loading_quick():
     (table,) = tables(loading.run(quick=True))
     assert [row["loader"] for row in table] == [loading.OURS, loading.HF]
     assert all(row["same logits"] == "yes" for row in table)
+
+
+def test_training_contenders_compute_the_same_loss():
+    pytest.importorskip("transformers")
+    pytest.importorskip("llms_from_scratch.ch04")
+    import torch
+
+    from benchmarks import training
+    from helpers.model import GPT_CONFIG_124M, GPTModel
+
+    # qkv_bias: GPT-2's c_attn always has a bias, so with it every contender has the same
+    # parameters and one optimizer step must change them all alike
+    cfg = {**GPT_CONFIG_124M, "vocab_size": 300, "context_length": 16, "emb_dim": 32,
+           "n_heads": 4, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}
+    torch.manual_seed(0)
+    ours = GPTModel(cfg)
+    device = torch.device("cpu")
+    contenders = {name: training.build(name, cfg, device, ours) for name in training.CONTENDERS}
+    inputs, targets = training.batch(cfg, 2, device)
+    assert training.check_same_losses(contenders, inputs, targets, tolerance=1e-5) < 1e-5
+    # and one optimizer step each still agrees: the same update, not only the same forward
+    for _, optimizer, loss_fn in contenders.values():
+        training.step(optimizer, loss_fn, inputs, targets)
+    assert training.check_same_losses(contenders, inputs, targets, tolerance=1e-4) < 1e-4
+
+
+def test_peak_memory_of_a_child_does_not_include_its_parent():
+    """ru_maxrss would report the parent's peak in a freshly started child; VmHWM does not."""
+    import subprocess
+
+    from benchmarks.common import peak_resident_bytes
+
+    ballast = bytearray(400 * 2**20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: resident
+    assert peak_resident_bytes() > 400 * 2**20
+    child = "from benchmarks.common import peak_resident_bytes as p; print(p())"
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    assert int(done.stdout) < 300 * 2**20, int(done.stdout) / 2**20
+    del ballast
+
+
+def test_a_cached_step_reads_every_weight_but_one_row_of_each_embedding():
+    import torch
+
+    from benchmarks.generation import weight_bytes_per_step
+    from helpers.model import GPT_CONFIG_124M, GPTModel
+
+    cfg = {**GPT_CONFIG_124M, "vocab_size": 500, "context_length": 20, "emb_dim": 16,
+           "n_heads": 2, "n_layers": 2}
+    model = GPTModel(cfg)
+    every = sum(p.numel() for p in model.parameters())
+    tables = (500 - 1) * 16 + (20 - 1) * 16  # all but one row of the token and position tables
+    assert weight_bytes_per_step(model) == 4 * (every - tables)
+    model.out_head.weight = model.tok_emb.weight  # tied, as GPT-2: the head reads the table
+    shared = sum(p.numel() for p in model.parameters())  # parameters() counts it once
+    assert weight_bytes_per_step(model) == 4 * (shared - (20 - 1) * 16)
+    assert weight_bytes_per_step(model.to(torch.bfloat16)) == 2 * (shared - (20 - 1) * 16)
