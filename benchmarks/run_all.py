@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
@@ -31,17 +32,26 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     sections = [f"# Benchmarks{' (quick)' if args.quick else ''}", "", environment_line(pick_device())]
+    print("\n".join(sections), flush=True)
+    failed = []
     for name in args.only:
         start = time.perf_counter()
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        module = importlib.import_module(f"benchmarks.{name}")
-        sections += ["", module.run(quick=args.quick)]
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            section = module.run(quick=args.quick)
+        except Exception as error:  # one benchmark failing must not lose the others' results
+            traceback.print_exc()
+            failed.append(name)
+            section = f"### {name}: failed\n\n{type(error).__name__}: {error}"
+        sections += ["", section]
+        print(section, flush=True)
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    report = "\n".join(sections) + "\n"
-    print(report)
-    if args.output:
-        args.output.write_text(report, encoding="utf-8")
-    return 0
+        if args.output:  # after every benchmark, so an interrupted run keeps what it measured
+            args.output.write_text("\n".join(sections) + "\n", encoding="utf-8")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

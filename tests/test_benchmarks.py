@@ -135,3 +135,25 @@ def test_a_cached_step_reads_every_weight_but_one_row_of_each_embedding():
     shared = sum(p.numel() for p in model.parameters())  # parameters() counts it once
     assert weight_bytes_per_step(model) == 4 * (shared - (20 - 1) * 16)
     assert weight_bytes_per_step(model.to(torch.bfloat16)) == 2 * (shared - (20 - 1) * 16)
+
+
+def test_run_all_keeps_the_other_results_when_one_benchmark_fails(tmp_path, monkeypatch):
+    import types
+
+    from benchmarks import run_all
+
+    def fake(name):
+        def run(quick):
+            if name.endswith("generation"):
+                raise RuntimeError("no such model")
+            return f"### {name} table"
+        return types.SimpleNamespace(run=run)
+
+    monkeypatch.setattr(run_all.importlib, "import_module", fake)
+    report = tmp_path / "results.md"
+    code = run_all.main(["--quick", "--only", "training", "generation", "loading",
+                         "--output", str(report)])
+    assert code == 1
+    text = report.read_text()
+    assert "### benchmarks.training table" in text and "### benchmarks.loading table" in text
+    assert "### generation: failed" in text and "RuntimeError: no such model" in text
