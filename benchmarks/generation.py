@@ -1,6 +1,6 @@
 """Greedy decoding speed: our ``generate`` with and without the KV cache, against peers.
 
-    python benchmarks/generation.py            # 124M config, 200 new tokens (~10 min, 2 cores)
+    python benchmarks/generation.py            # 124M config, 200 new tokens (~8 min on 2 cores)
     python benchmarks/generation.py --quick    # a tiny config, seconds (a smoke test)
 
 The same random 124M-config weights (seed 123, eval mode, dropout 0) go into every contender:

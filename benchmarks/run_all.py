@@ -14,6 +14,7 @@ import importlib
 import sys
 import time
 import traceback
+from datetime import date
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
@@ -31,7 +32,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
 
-    sections = [f"# Benchmarks{' (quick)' if args.quick else ''}", "", environment_line(pick_device())]
+    sections = [f"# Benchmarks{' (quick)' if args.quick else ''}", "",
+                f"Measured {date.today().isoformat()}. " + environment_line(pick_device())]
     print("\n".join(sections), flush=True)
     failed = []
     for name in args.only:
