@@ -71,7 +71,8 @@ def main(argv=None) -> int:
 
     chosen = [nb for nb in NOTEBOOKS if not args.numbers or nb.name[:2] in args.numbers]
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = args.data_dir or Path(tmp) / "data"
+        # absolute: the kernels run in the temporary folder, where "data" would be a new one
+        data_dir = args.data_dir.resolve() if args.data_dir else Path(tmp) / "data"
         env = {**os.environ, "LLM_PROFILE": args.profile, "LLM_DATA_DIR": str(data_dir),
                "PYTHONHASHSEED": "0"}
         rows = []
