@@ -17,9 +17,9 @@ contender's tokens must equal ours. A 10-token prompt, 200 new tokens, batch 1.
 
 At batch 1 a cached decoding step is a chain of matrix-vector products: every weight is read
 from memory once and used for two floating-point operations, so the step is limited by memory
-bandwidth, not arithmetic. The report therefore also gives the *memory floor*: the bytes of
-weights one step must read over the read bandwidth measured here (a sum over a tensor far
-larger than the caches), and each contender's speed as a share of that ceiling.
+bandwidth, not arithmetic. The report therefore also gives the *memory-bound ceiling*: the
+read bandwidth measured here (a sum over a tensor far larger than the caches) over the bytes
+of weights one step must read, in tokens/s, and each contender's speed as a share of it.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def hf_model(state_dict: dict, cfg: dict, device):
 
 
 # ---------------------------------------------------------------------------------------------
-# The memory floor
+# The memory-bound ceiling
 # ---------------------------------------------------------------------------------------------
 
 
@@ -212,7 +212,7 @@ def run(quick: bool = False, new_tokens: int | None = None, rounds: int | None =
     setup["rounds"] = rounds or setup["rounds"]
     device = pick_device()
     runs, logit_gaps, prompt, step_bytes = contenders(setup["cfg"], setup["new_tokens"], device)
-    floor_rate = read_bandwidth(device) / step_bytes  # tokens/s if only memory counted
+    ceiling_rate = read_bandwidth(device) / step_bytes  # tokens/s if only memory counted
     for warm_up in runs.values():  # first calls allocate and pick kernels: not timed
         warm_up(n=2)
     seconds, outputs = alternate(runs, setup["rounds"], device)
@@ -227,7 +227,7 @@ def run(quick: bool = False, new_tokens: int | None = None, rounds: int | None =
             f"{sorted(rate)[len(rate) // 2]:.1f}",
             f"{median_ratio(seconds[OURS_PLAIN], seconds[name]):.2f}×",
             f"{median_ratio(seconds[HF], seconds[name]):.2f}×",
-            f"{sorted(rate)[len(rate) // 2] / floor_rate:.1%}",
+            f"{sorted(rate)[len(rate) // 2] / ceiling_rate:.1%}",
             "yes" if torch.equal(outputs[name].cpu(), expected) else "**NO**",
             f"{logit_gaps[name]:.1e}",
         ])
@@ -243,13 +243,13 @@ def run(quick: bool = False, new_tokens: int | None = None, rounds: int | None =
         "",
         markdown_table(
             ["contender", "tokens/s", "speed-up vs ours no cache", "speed-up vs transformers",
-             "share of memory-bound peak", "same tokens as ours", "max abs logit diff vs ours"],
+             "share of memory-bound ceiling", "same tokens as ours", "max abs logit diff vs ours"],
             rows,
         ),
         "",
-        f"Memory floor: a cached step reads {step_bytes / 1e6:,.0f} MB of weights; at the "
-        f"{floor_rate * step_bytes / 1e9:.1f} GB/s this machine reads a large tensor, no "
-        f"batch-1 decoder can pass {floor_rate:,.1f} tokens/s here.",
+        f"Memory-bound ceiling: a cached step reads {step_bytes / 1e6:,.0f} MB of weights; at the "
+        f"{ceiling_rate * step_bytes / 1e9:.1f} GB/s this machine reads a large tensor, no "
+        f"batch-1 decoder can pass {ceiling_rate:,.1f} tokens/s here.",
         "",
     ]
     for (fast, slow), target in TARGETS.items():
