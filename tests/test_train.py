@@ -340,13 +340,19 @@ def test_ctrl_c_waits_for_the_block_to_finish():
     import os
     import signal
 
-    done = []
-    with pytest.raises(KeyboardInterrupt):
-        with _interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            done.append("rest of the block")
-    assert done == ["rest of the block"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own handler, as in a terminal or a notebook (a background job starts with SIGINT
+    # ignored, and then there would be nothing to restore)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                done.append("rest of the block")
+        assert done == ["rest of the block"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # --- plots --------------------------------------------------------------------------------------
