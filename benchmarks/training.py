@@ -302,7 +302,7 @@ def run(quick: bool = False) -> str:
         )
     headers = ["config", "model", "tokens/s", "MFU", "speed vs fastest peer", "peak MiB"]
     return "\n".join([
-        "## Training step: throughput and memory (alternating rounds, medians)",
+        "### Training step: throughput and memory (alternating rounds, medians)",
         "",
         environment_line(device) + f" float32 matmul peak: {peak / 1e9:,.0f} GFLOP/s.",
         f"Fast options: {', '.join(k for k, v in fast_options(device).to_dict().items() if v)}.",
