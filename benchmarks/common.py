@@ -66,6 +66,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def best_seconds(run: Callable[[], object], device: torch.device, repeats: int = 5) -> float:
+    """The shortest of ``repeats`` timed calls of ``run``, after one untimed warm-up call: for
+    probing what the machine can do at best (its matmul or memory-read peak)."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        run()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def alternate(
     contenders: dict[str, Callable[[], object]], rounds: int, device: torch.device
 ) -> tuple[dict[str, list[float]], dict[str, object]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import time
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     import common  # noqa: F401  (puts the repository root on sys.path)
@@ -36,11 +35,11 @@ from torch import nn
 
 from benchmarks.common import (
     alternate,
+    best_seconds,
     environment_line,
     markdown_table,
     median_ratio,
     pick_device,
-    synchronize,
     verdict,
     write_report,
 )
@@ -162,15 +161,7 @@ def read_bandwidth(device, size_bytes: int = 512 * 2**20, repeats: int = 5) -> f
     """Bytes per second for reading a tensor much larger than the caches (the best of a few
     sums): about the most that a memory-bound decoding step can stream."""
     data = torch.ones(size_bytes // 4, device=device)
-    data.sum()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        data.sum()
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return size_bytes / best
+    return size_bytes / best_seconds(data.sum, device, repeats)
 
 
 # ---------------------------------------------------------------------------------------------

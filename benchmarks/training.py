@@ -27,23 +27,21 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `helpers` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
     ROOT,
     alternate,
+    best_seconds,
     environment_line,
     markdown_table,
     median_ratio,
     pick_device,
-    synchronize,
 )
 from helpers.model import GPT_CONFIG_124M, GPTModel, flops_per_token  # noqa: E402
 from helpers.train import (  # noqa: E402
@@ -237,15 +235,7 @@ def peak_memory(config_name: str, contender: str, device) -> int:
 def matmul_peak_flops(device, size: int = 2048, repeats: int = 5) -> float:
     """The best float32 FLOP/s of a large square matmul: the ceiling for MFU."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    torch.matmul(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    return 2 * size**3 / best_seconds(lambda: torch.matmul(a, b), device, repeats)
 
 
 # ---------------------------------------------------------------------------------------------
