@@ -5,8 +5,9 @@
 
 The same random 124M-config weights (seed 123, eval mode, dropout 0) go into every contender:
 
-- ours, ``helpers.generate.generate`` with the KV cache (the default) and with
-  ``use_cache=False`` (every step recomputes the whole sequence);
+- ours, ``helpers.generate.generate`` with the KV cache (the default), the same with the
+  model's own layers instead of ``decoding_kernels`` (fused LayerNorm and GELU, products
+  split over the cores), and with ``use_cache=False`` (every step recomputes the sequence);
 - the book's ``generate_text_simple`` and ``GPTModel`` (PyPI package ``llms-from-scratch``,
   ``llms_from_scratch.ch04``), loaded from our state dict (the names are the same);
 - Hugging Face ``transformers``: ``GPT2LMHeadModel.generate`` (greedy, with its cache), the
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from contextlib import nullcontext
+from unittest import mock
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     import common  # noqa: F401  (puts the repository root on sys.path)
@@ -43,6 +46,7 @@ from benchmarks.common import (
     verdict,
     write_report,
 )
+import helpers.generate
 from helpers.generate import generate
 from helpers.model import GPT_CONFIG_124M, GPTModel
 
@@ -55,6 +59,7 @@ QUICK_CFG = {**GPT_CONFIG_124M, "vocab_size": 1000, "context_length": 64, "emb_d
 QUICK = {"cfg": QUICK_CFG, "new_tokens": 20, "rounds": 3}
 
 OURS_CACHE, OURS_PLAIN = "ours, KV cache", "ours, no cache"
+OURS_OWN_LAYERS = "ours, KV cache, model's own layers"
 BOOK = "book generate_text_simple"
 HF = "transformers generate"
 TARGETS = {(OURS_CACHE, OURS_PLAIN): 5.0, (OURS_CACHE, HF): 1.5}
@@ -169,6 +174,13 @@ def read_bandwidth(device, size_bytes: int = 512 * 2**20, repeats: int = 5) -> f
 # ---------------------------------------------------------------------------------------------
 
 
+def own_layers(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with generate's ``decoding_kernels`` switched off, so the
+    cached steps run the model's layers as written: what those kernels are worth."""
+    with mock.patch.object(helpers.generate, "decoding_kernels", lambda model: nullcontext()):
+        return fn(*args, **kwargs)
+
+
 def contenders(cfg: dict, new_tokens: int, device) -> tuple[dict, dict, torch.Tensor, int]:
     """name -> a function that generates ``new_tokens`` (or ``n`` if given) greedily;
     name -> max |logit difference| from ours on the prompt; the prompt; the bytes of weights
@@ -180,11 +192,12 @@ def contenders(cfg: dict, new_tokens: int, device) -> tuple[dict, dict, torch.Te
     ctx = cfg["context_length"]
     runs = {
         OURS_CACHE: lambda n=new_tokens: generate(ours, prompt, n, ctx),
+        OURS_OWN_LAYERS: lambda n=new_tokens: own_layers(generate, ours, prompt, n, ctx),
         OURS_PLAIN: lambda n=new_tokens: generate(ours, prompt, n, ctx, use_cache=False),
     }
     with torch.no_grad():
         reference = ours(prompt)
-        logit_gaps = {OURS_CACHE: 0.0, OURS_PLAIN: 0.0}
+        logit_gaps = {OURS_CACHE: 0.0, OURS_OWN_LAYERS: 0.0, OURS_PLAIN: 0.0}
         for name, (model, gen) in book_models(state_dict, cfg, device).items():
             runs[name] = lambda n=new_tokens, model=model, gen=gen: gen(model, prompt, n, ctx)
             logit_gaps[name] = (model(prompt) - reference).abs().max().item()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -52,10 +53,24 @@ def test_generation_quick():
 
     (table,) = tables(generation.run(quick=True))
     names = [row["contender"] for row in table]
-    assert names == [generation.OURS_CACHE, generation.OURS_PLAIN, generation.BOOK,
-                     generation.HF]
+    assert names == [generation.OURS_CACHE, generation.OURS_OWN_LAYERS, generation.OURS_PLAIN,
+                     generation.BOOK, generation.HF]
     assert all(row["same tokens as ours"] == "yes" for row in table)
     assert all(float(row["max abs logit diff vs ours"]) < 1e-4 for row in table)
+
+
+def test_generation_own_layers_switches_the_decoding_kernels_off():
+    from benchmarks import generation
+    from helpers.generate import generate
+    from helpers.model import GPTModel
+
+    model = GPTModel(generation.QUICK_CFG)
+    swapped = []  # per forward of the final norm: was its forward replaced?
+    model.final_norm.register_forward_hook(lambda m, args, out: swapped.append("forward" in vars(m)))
+    prompt = torch.zeros((1, 3), dtype=torch.long)
+    generation.own_layers(generate, model, prompt, 2, 64)
+    generate(model, prompt, 2, 64)
+    assert swapped == [False, False, True, True]  # the prompt, one step; each way
 
 
 def test_tokenization_quick():

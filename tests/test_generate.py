@@ -6,10 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
 from helpers.generate import (
     PromptCroppedWarning,
+    SplitLinear,
     apply_top_k,
     apply_top_p,
+    decoding_kernels,
     filter_logits,
     generate,
     generated_tokens,
@@ -20,7 +24,7 @@ from helpers.generate import (
     softmax_with_temperature,
     top_p_mask,
 )
-from helpers.model import GPTModel, generate_text_simple
+from helpers.model import GELU, GPTModel, LayerNorm, generate_text_simple
 
 # The book's toy example (chapter 5): a nine-word vocabulary and the next-token logits.
 VOCAB = {
@@ -406,3 +410,100 @@ def test_cache_is_emptied_even_when_generation_fails(cache_model):
     with pytest.raises(ValueError, match="context_length"):
         generate(cache_model, torch.zeros((1, 20), dtype=torch.long), 3, 20)  # context 16
     assert cache_model.kv_cache_length == 0
+
+
+# --- decoding kernels: the same maths, fewer and core-parallel operations ------------------------
+
+
+@pytest.mark.parametrize("out_features", [96, 97, 1])  # even split, a remainder, fewer than blocks
+@pytest.mark.parametrize("rows", [1, 3, 16])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("blocks", [2, 3])
+def test_split_linear_equals_f_linear(out_features, rows, bias, blocks):
+    torch.manual_seed(rows)
+    weight = torch.randn(out_features, 40)
+    b = torch.randn(out_features) if bias else None
+    x = torch.randn(1, rows, 40)
+    with torch.no_grad():
+        y = SplitLinear(weight, b, blocks)(x)
+    assert y.shape == (1, rows, out_features)
+    torch.testing.assert_close(y, F.linear(x, weight, b))
+
+
+def test_split_linear_leaves_thick_inputs_and_gradients_to_f_linear():
+    torch.manual_seed(0)
+    weight = torch.randn(64, 32, requires_grad=True)
+    split = SplitLinear(weight, None, 2)
+    thick = torch.randn(17, 32)  # more than SPLIT_MAX_ROWS rows
+    with torch.no_grad():
+        assert torch.equal(split(thick), F.linear(thick, weight))
+    y = split(torch.randn(1, 32))  # gradients wanted: the usual path, which autograd knows
+    y.sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+def test_split_linear_needs_a_contiguous_matrix():
+    with pytest.raises(ValueError, match="contiguous"):
+        SplitLinear(torch.randn(32, 64).T)
+
+
+WIDE_CFG = {**TINY_CFG, "vocab_size": 300, "emb_dim": 256, "n_heads": 4, "drop_rate": 0.0}
+
+
+@pytest.fixture(scope="module")
+def wide_model():
+    """Every nn.Linear of this model is large enough to be split."""
+    torch.manual_seed(3)
+    return GPTModel(WIDE_CFG).eval()
+
+
+def test_decoding_kernels_swap_every_layer_and_put_them_back(wide_model):
+    idx = torch.randint(0, WIDE_CFG["vocab_size"], (2, 5))
+    with torch.no_grad():
+        before = wide_model(idx)
+        with decoding_kernels(wide_model, blocks=2):
+            swapped = [name for name, m in wide_model.named_modules() if "forward" in vars(m)]
+            during = wide_model(idx)
+    kinds = {type(m) for m in wide_model.modules() if isinstance(m, (nn.Linear, LayerNorm, GELU))}
+    assert kinds == {nn.Linear, LayerNorm, GELU}
+    assert len(swapped) == sum(1 for m in wide_model.modules() if type(m) in kinds)
+    assert not any("forward" in vars(m) for m in wide_model.modules())  # all back
+    torch.testing.assert_close(during, before, rtol=1e-4, atol=1e-4)
+
+
+def test_decoding_kernels_restore_after_an_error(wide_model):
+    with pytest.raises(RuntimeError, match="boom"), decoding_kernels(wide_model, blocks=2):
+        raise RuntimeError("boom")
+    assert not any("forward" in vars(m) for m in wide_model.modules())
+
+
+def test_decoding_kernels_leave_subclasses_replacements_and_one_thread_alone():
+    class ScaledLinear(nn.Linear):  # a subclass may compute something else: not touched
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    mine = nn.Linear(512, 512)
+    mine.forward = lambda x: x  # someone else's replacement: not touched, and kept after
+    model = nn.Sequential(ScaledLinear(512, 512), mine, nn.Linear(512, 512), LayerNorm(512))
+    with decoding_kernels(model, blocks=2):
+        assert [("forward" in vars(m)) for m in model] == [False, True, True, True]
+        assert isinstance(model[2].forward, SplitLinear)
+    assert model[1].forward("x") == "x" and "forward" not in vars(model[2])
+    with decoding_kernels(model, blocks=1):  # one block: nothing to split
+        assert [("forward" in vars(m)) for m in model] == [False, True, False, True]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_cached_greedy_tokens_with_split_layers_equal_the_plain_loop(wide_model, batch):
+    torch.manual_seed(batch)
+    idx = torch.randint(0, WIDE_CFG["vocab_size"], (batch, 4))
+    seen = []
+    hook = wide_model.trf_blocks[0].att.W_query.register_forward_hook(
+        lambda module, args, out: seen.append(type(module.forward).__name__)
+    )
+    try:
+        cached = generate(wide_model, idx, 10, 16)
+    finally:
+        hook.remove()
+    assert "SplitLinear" in seen or torch.get_num_threads() == 1  # the fast path did run
+    assert torch.equal(cached, generate_text_simple(wide_model, idx, 10, 16))
