@@ -6,6 +6,7 @@ code cell run in order with its outputs saved, no errors, nothing of the author'
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,29 @@ def test_no_absolute_local_paths_in_outputs(path):
 def test_saved_widget_state_has_no_local_paths(path):
     state = json.dumps(load(path)["metadata"].get("widgets", {}))
     assert LOCAL_PATH.search(state) is None
+
+
+# show_source's plain-text form: "helpers/model.py, lines 12–40", a blank line, the code.
+SOURCE_HEADER = re.compile(r"\A(helpers/[\w/]+\.py), lines (\d+)\u2013(\d+)\n\n")
+
+
+def shown_sources(nb: dict):
+    """(file, first line, last line, code) of every ``show_source`` output in a notebook."""
+    for cell in code_cells(nb):
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain")
+            text = "".join(text) if isinstance(text, list) else text
+            match = SOURCE_HEADER.match(text or "")
+            if match:
+                yield match.group(1), int(match.group(2)), int(match.group(3)), text[match.end():]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_shown_source_is_todays_code(path):
+    """A notebook that shows helpers' code was run after that code last changed: the listing
+    (and its line numbers) match the file as committed. If this fails, re-run the notebook."""
+    root = Path(__file__).parent.parent
+    for file, first, last, code in shown_sources(load(path)):
+        lines = (root / file).read_text(encoding="utf-8").splitlines(keepends=True)
+        current = textwrap.dedent("".join(lines[first - 1 : last]))
+        assert code.rstrip("\n") == current.rstrip("\n"), f"{path.name} shows {file}, lines {first}-{last}, as it was before a change"
