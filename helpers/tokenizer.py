@@ -170,7 +170,10 @@ class SimpleTokenizerV2(SimpleTokenizerV1):
 # GPT-2's pre-split pattern (from OpenAI's encoder.py). BPE merges never cross the boundaries
 # of these chunks: common English contractions, a run of letters, of digits or of other symbols
 # (each with at most one leading space), and whitespace. `\s+(?!\S)` leaves the last space
-# before a word to that word, so " world" is one chunk.
+# before a word to that word, so " world" is one chunk. Which characters are letters (\p{L}) or
+# numbers (\p{N}) comes from the Unicode tables inside the `regex` module, and tiktoken carries
+# its own: on a code point that only the newer of the two Unicode versions assigns (U+3D000, say,
+# new in Unicode 17) the two can split differently. On every other character the ids agree.
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 # tiktoken's equivalent, faster form of the same pattern (possessive quantifiers); it is what
 # `tiktoken.get_encoding("gpt2").pat_str` holds.
