@@ -73,7 +73,7 @@ def test_causal_attention_book_numbers():
     out = seeded(CausalAttention, 123, 3, 2, 6, 0.0)(BATCH)
     assert out.shape == (2, 6, 2)
     assert close(out[0, 0], [-0.4519, 0.2216]) and close(out[0, -1], [-0.5299, -0.1081])
-    assert torch.equal(out[0], out[1])
+    torch.testing.assert_close(out[0], out[1])  # one batched product: rows may take other kernels
 
 
 def test_wrapper_book_numbers():

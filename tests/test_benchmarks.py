@@ -130,7 +130,8 @@ def test_peak_memory_of_a_child_does_not_include_its_parent():
     child = "from benchmarks.common import peak_resident_bytes as p; print(p())"
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
                           cwd=ROOT, check=True)
-    assert int(done.stdout) < 300 * 2**20, int(done.stdout) / 2**20
+    # the child imports what the parent did, less the ballast (whatever torch's build weighs)
+    assert int(done.stdout) < peak_resident_bytes() - 300 * 2**20, int(done.stdout) / 2**20
     del ballast
 
 

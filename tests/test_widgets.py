@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -90,7 +90,7 @@ def test_emoji_split_over_byte_tokens_is_one_piece(gpt2):
     assert [p.text for p in cjk] == ["\u4f60", "\u597d"] and [len(p.ids) for p in cjk] == [2, 2]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=30))
 def test_pieces_cover_the_text_and_every_id(text):
     enc = gpt2_tokenizer()
