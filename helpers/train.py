@@ -835,6 +835,7 @@ class _TrainingRun:
         restores it, so the same order comes out, skips the batches already trained on, and
         then sets the generator to where it was when training stopped.
         """
+        self.model.train()  # as the book's loop: dropout on, whatever mode the model came in
         if self.epoch_start_rng is None:  # a new epoch
             start = capture_rng_states()
             batches = iter(self.train_loader)
