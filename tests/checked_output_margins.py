@@ -108,9 +108,10 @@ def run(path: Path, min_margin: float) -> tuple[list[tuple[int, str, str, float]
             continue
         for printed, twin in zip(printed_numbers, precise_numbers):
             m = margin(printed, twin)
-            if m is not None:
-                margins.append(m)
-            if m is not None and m < min_margin:
+            if m is None:
+                continue
+            margins.append(m)
+            if m < min_margin:
                 findings.append((index, printed, twin, m))
     return findings, margins
 

@@ -289,7 +289,7 @@ def _classified_alike(char):
     return ours == theirs
 
 
-def _text(alphabet, **kwargs):
+def _text(alphabet):
     # Any Unicode (no surrogates) mixed with whitespace runs, apostrophes, digits and the
     # special token's text: what stresses the pre-split.
     pieces = st.one_of(

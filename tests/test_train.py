@@ -234,17 +234,17 @@ def test_same_losses_as_the_books_loop(handed_over_in, loaders, capsys):
     """The book's loop calls model.train() each epoch, so a model that arrives in eval mode (as
     load_gpt2 returns it) still trains with dropout: same losses as the book's own function."""
     book = pytest.importorskip("llms_from_scratch.ch05")
-    runs = []
-    for trainer in (train_model_simple, book.train_model_simple):
+
+    def run(trainer):
         model, optimizer = make_model(drop_rate=0.5)  # seeds the weights
         model.train(handed_over_in == "train")
         torch.manual_seed(7)  # the same shuffles and dropout masks for both
-        train_loader, val_loader = loaders
-        kwargs = {"progress": False} if trainer is train_model_simple else {}
-        runs.append(trainer(model, train_loader, val_loader, optimizer, "cpu", num_epochs=2,
-                            eval_freq=3, eval_iter=2, start_context=START, tokenizer=TOKENIZER,
-                            **kwargs))
-    ours, books = runs
+        return trainer(model, optimizer)
+
+    ours = run(lambda model, optimizer: train(model, optimizer, loaders))
+    books = run(lambda model, optimizer: book.train_model_simple(
+        model, *loaders, optimizer, "cpu", num_epochs=2, eval_freq=3, eval_iter=2,
+        start_context=START, tokenizer=TOKENIZER))
     assert ours[0] == pytest.approx(books[0], abs=1e-6) and ours[1] == pytest.approx(books[1], abs=1e-6)
     assert list(ours[2]) == list(books[2])
 
