@@ -46,7 +46,7 @@ from benchmarks.common import (
     verdict,
     write_report,
 )
-import helpers.generate
+import helpers.kv_cache
 from helpers.generate import generate
 from helpers.model import GPT_CONFIG_124M, GPTModel
 
@@ -175,9 +175,9 @@ def read_bandwidth(device, size_bytes: int = 512 * 2**20, repeats: int = 5) -> f
 
 
 def own_layers(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)`` with generate's ``decoding_kernels`` switched off, so the
+    """``fn(*args, **kwargs)`` with the cached steps' ``decoding_kernels`` switched off, so the
     cached steps run the model's layers as written: what those kernels are worth."""
-    with mock.patch.object(helpers.generate, "decoding_kernels", lambda model: nullcontext()):
+    with mock.patch.object(helpers.kv_cache, "decoding_kernels", lambda model: nullcontext()):
         return fn(*args, **kwargs)
 
 

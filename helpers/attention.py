@@ -10,19 +10,13 @@ constructor signatures and attribute names (so a state dict maps page to code, b
 5. ``MultiHeadAttentionWrapper``  several ``CausalAttention`` heads side by side (3.6)
 6. ``MultiHeadAttention``      all heads in one set of matrices, plus an output projection
 
-The causal classes share one implementation of the attention math,
-``causal_attention_weights``: scores -> scaled -> masked -> softmax -> dropout. It can record
-every stage; ``recording_attention(model)`` switches that on for every attention module of
-a model, which is how the attention viewer (``helpers.widgets.attention_viewer``) reads them.
-When nothing is recorded, the causal classes call PyTorch's fused
-``scaled_dot_product_attention``, which computes the same thing faster; set
-``use_sdpa = False`` on a module, or on its class for all of them
-(``MultiHeadAttention.use_sdpa = False``), to force the explicit maths.
+The causal classes share one function for the attention weights, ``causal_attention_weights``:
+scores -> scaled -> masked -> softmax -> dropout, the stages of ``STAGES``.
 
-For generating text, ``MultiHeadAttention`` can keep the keys and values of the tokens it has
-already seen (a KV cache, ``forward(x, use_cache=True)``): then each new token costs one row of
-attention instead of recomputing the whole sequence. The cache is a plain attribute, not a
-buffer, so it never appears in the state dict; ``GPTModel`` drives it (see ``helpers.model``).
+These classes compute attention the explicit way, to be read. The engine extends them from
+its own modules, on the same parameters: ``helpers.kv_cache`` (generation with cached keys
+and values), ``helpers.fused_attention`` (PyTorch's fused kernel, for training speed) and
+``helpers.widgets.attention_viewer`` (every stage of a forward pass, for the viewer).
 
     >>> torch.manual_seed(123)
     >>> mha = MultiHeadAttention(d_in=3, d_out=2, context_length=6, dropout=0.0, num_heads=2)
@@ -32,10 +26,7 @@ buffer, so it never appears in the state dict; ``GPTModel`` drives it (see ``hel
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -45,16 +36,13 @@ __all__ = [
     "SelfAttention_v2",
     "causal_mask",
     "causal_attention_weights",
-    "causal_attention",
     "CausalAttention",
     "MultiHeadAttentionWrapper",
     "MultiHeadAttention",
-    "KVCache",
-    "attention_modules",
-    "recording_attention",
+    "check_attention_input",
 ]
 
-# The stages of ``causal_attention_weights``, in order, as recorded into ``module.stages``.
+# The steps of ``causal_attention_weights``, in order (the attention viewer shows each).
 STAGES = ("scores", "scaled", "masked", "weights", "dropped")
 
 
@@ -118,7 +106,7 @@ class SelfAttention_v2(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# The causal attention math, shared by every causal class below
+# The causal attention weights, shared by every causal class below
 # ---------------------------------------------------------------------------------------------
 
 
@@ -129,75 +117,23 @@ def causal_mask(context_length: int) -> torch.Tensor:
 
 
 def causal_attention_weights(
-    queries: torch.Tensor,
-    keys: torch.Tensor,
-    mask: torch.Tensor,
-    dropout: nn.Module,
-    stages: dict | None = None,
+    queries: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, dropout: nn.Module
 ) -> torch.Tensor:
-    """Attention weights (..., n_q, n_k) from queries (..., n_q, d) and keys (..., n_k, d).
+    """How much each token attends to each earlier one: (..., n, d) twice -> (..., n, n).
 
-    ``mask`` is at least (n_k, n_k), non-zero where a query must not look (``causal_mask``).
-    The queries are the *last* n_q of the n_k positions: without a KV cache n_q = n_k; with
-    one, the keys also cover the earlier, cached tokens. With ``stages`` a dict, each step's
-    result is stored in it (detached), under the names in ``STAGES``.
+    ``mask`` is ``causal_mask(context_length)``, non-zero where a token must not look.
     """
-    scores = queries @ keys.transpose(-2, -1)
-    scaled = scores / keys.shape[-1] ** 0.5
-    # -inf, not 0: softmax turns exp(-inf) into exactly 0, and the remaining weights of each
-    # row still sum to 1 (masking after softmax would need a second normalisation)
-    masked = scaled.masked_fill(_mask_rows(mask, queries, keys).bool(), -torch.inf)
-    weights = torch.softmax(masked, dim=-1)
-    dropped = dropout(weights)
-    if stages is not None:
-        for name, value in zip(STAGES, (scores, scaled, masked, weights, dropped), strict=True):
-            stages[name] = value.detach()
-    return dropped
+    num_tokens = queries.shape[-2]
+    attn_scores = queries @ keys.transpose(-2, -1)  # every query with every key
+    attn_scores = attn_scores / keys.shape[-1] ** 0.5  # keeps softmax out of saturation
+    # -inf, not 0: softmax turns exp(-inf) into exactly 0, and each row still sums to 1
+    future = mask.bool()[:num_tokens, :num_tokens]
+    attn_scores = attn_scores.masked_fill(future, -torch.inf)
+    attn_weights = torch.softmax(attn_scores, dim=-1)
+    return dropout(attn_weights)  # while training, zero some weights at random
 
 
-def _mask_rows(mask: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """The (n_q, n_k) part of ``mask`` for queries at the last n_q of n_k positions."""
-    n_q, n_k = queries.shape[-2], keys.shape[-2]
-    return mask[n_k - n_q : n_k, :n_k]
-
-
-def causal_attention(
-    queries: torch.Tensor,
-    keys: torch.Tensor,
-    values: torch.Tensor,
-    mask: torch.Tensor,
-    dropout: nn.Module,
-    stages: dict | None = None,
-    use_sdpa: bool = True,
-) -> torch.Tensor:
-    """Context vectors: ``causal_attention_weights(...) @ values``.
-
-    Unless stages are recorded or ``use_sdpa`` is False, this calls PyTorch's fused
-    ``scaled_dot_product_attention`` instead: the same maths (causal mask, 1/sqrt(d) scaling,
-    dropout on the weights) without materialising the n x n matrices. Its dropout draws
-    different random numbers than ``nn.Dropout``, so the two paths agree exactly only when
-    dropout is off (eval mode or p = 0). The fused path assumes ``mask`` is ``causal_mask``.
-
-    As in ``causal_attention_weights``, the queries are the last n_q of the n_k positions.
-    """
-    if use_sdpa and stages is None:
-        p = dropout.p if dropout.training else 0.0
-        n_q, n_k = queries.shape[-2], keys.shape[-2]
-        if n_q == n_k:  # the whole sequence: SDPA builds the causal mask itself
-            return F.scaled_dot_product_attention(
-                queries, keys, values, dropout_p=p, is_causal=True
-            )
-        # With a KV cache. SDPA's is_causal aligns the mask top-left (query 0 sees key 0
-        # only), wrong when the queries are the last tokens. One new token may see every key,
-        # so it needs no mask at all; several new tokens need the bottom rows of ours.
-        allowed = None if n_q == 1 else _mask_rows(mask, queries, keys) == 0
-        return F.scaled_dot_product_attention(
-            queries, keys, values, attn_mask=allowed, dropout_p=p
-        )
-    return causal_attention_weights(queries, keys, mask, dropout, stages) @ values
-
-
-def _check_input(x: torch.Tensor, context_length: int, who: str) -> tuple[int, int, int]:
+def check_attention_input(x: torch.Tensor, context_length: int, who: str) -> tuple[int, int, int]:
     """(batch, num_tokens, d_in) of ``x``, or a ValueError that says what to change."""
     if x.dim() != 3:
         raise ValueError(
@@ -220,24 +156,9 @@ def _check_input(x: torch.Tensor, context_length: int, who: str) -> tuple[int, i
 
 
 class CausalAttention(nn.Module):
-    """Single-head causal self-attention: (b, num_tokens, d_in) -> (b, num_tokens, d_out).
+    """Self-attention that only looks back: (b, num_tokens, d_in) -> (b, num_tokens, d_out)."""
 
-    Set ``record_stages = True`` (or use ``recording_attention``) to keep the intermediate
-    matrices of the last forward in ``self.stages`` (each (b, n, n)); ``use_sdpa = False``
-    forces the explicit computation.
-    """
-
-    record_stages: bool = False
-    use_sdpa: bool = True
-
-    def __init__(
-        self,
-        d_in: int,
-        d_out: int,
-        context_length: int,
-        dropout: float,
-        qkv_bias: bool = False,
-    ):
+    def __init__(self, d_in, d_out, context_length, dropout, qkv_bias=False):
         super().__init__()
         self.d_out = d_out
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
@@ -246,20 +167,14 @@ class CausalAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         # a buffer moves with .to(device) and is saved in the state dict, but is not trained
         self.register_buffer("mask", causal_mask(context_length))
-        self.stages: dict | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.mask.shape[0], type(self).__name__)
+        check_attention_input(x, self.mask.shape[0], "CausalAttention")
         keys = self.W_key(x)
         queries = self.W_query(x)
         values = self.W_value(x)
-        stages = {} if self.record_stages else None
-        context = causal_attention(
-            queries, keys, values, self.mask, self.dropout, stages, self.use_sdpa
-        )
-        if stages is not None:
-            self.stages = stages
-        return context
+        attn_weights = causal_attention_weights(queries, keys, self.mask, self.dropout)
+        return attn_weights @ values
 
 
 class MultiHeadAttentionWrapper(nn.Module):
@@ -287,162 +202,52 @@ class MultiHeadAttentionWrapper(nn.Module):
         return torch.cat([head(x) for head in self.heads], dim=-1)
 
 
-class KVCache:
-    """The keys and values an attention module has computed so far, kept for generation.
-
-    Both are allocated once for ``capacity`` tokens, (batch, num_heads, capacity, head_dim),
-    and filled from the left: ``append`` writes the new tokens into the next free positions
-    (``torch.cat`` would copy the whole cache at every step). ``length`` counts the filled
-    positions. Meant for inference: the tensors are written in place.
-    """
-
-    def __init__(self, like: torch.Tensor, capacity: int):
-        batch, heads, _, head_dim = like.shape
-        self.keys = like.new_empty(batch, heads, capacity, head_dim)
-        self.values = like.new_empty(batch, heads, capacity, head_dim)
-        self.length = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.keys.shape[2]
-
-    def append(self, keys: torch.Tensor, values: torch.Tensor):
-        """Store the new tokens' keys and values (batch, heads, n, head_dim); return the keys
-        and values of every token so far, (batch, heads, length, head_dim) each."""
-        if keys.shape[:2] != self.keys.shape[:2] or keys.device != self.keys.device:
-            raise ValueError(
-                f"The KV cache holds a batch of shape {tuple(self.keys.shape[:2])} (batch, heads) "
-                f"on {self.keys.device}, but this input is {tuple(keys.shape[:2])} on "
-                f"{keys.device}: call model.reset_kv_cache() before starting a new batch."
-            )
-        start, end = self.length, self.length + keys.shape[2]
-        if end > self.capacity:
-            raise ValueError(
-                f"The KV cache has room for {self.capacity} tokens (the context length); "
-                f"{start} are cached and {keys.shape[2]} more do not fit. Call "
-                f"model.reset_kv_cache() and feed the last {self.capacity} tokens again."
-            )
-        self.keys[:, :, start:end] = keys
-        self.values[:, :, start:end] = values
-        self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
+def _check_heads(d_out: int, num_heads: int) -> None:
+    if d_out % num_heads != 0:
+        heads_that_fit = [h for h in range(1, d_out + 1) if d_out % h == 0]
+        raise ValueError(
+            f"d_out ({d_out}) must be divisible by num_heads ({num_heads}), since each "
+            f"head gets d_out // num_heads features: use num_heads in {heads_that_fit}, "
+            f"or a d_out that is a multiple of {num_heads} "
+            f"(e.g. {max(num_heads, d_out - d_out % num_heads)})."
+        )
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head causal self-attention: (b, num_tokens, d_in) -> (b, num_tokens, d_out).
+    """Causal attention in ``num_heads`` heads at once, each on its own ``head_dim`` slice of
+    one set of projections; ``out_proj`` mixes what the heads found."""
 
-    One query/key/value projection of width ``d_out`` is split into ``num_heads`` heads of
-    ``head_dim = d_out // num_heads`` features; each head attends on its own, then the heads
-    are concatenated and mixed by ``out_proj``. Equivalent to ``MultiHeadAttentionWrapper``
-    with ``d_out // num_heads`` per head (plus the projection), but one matrix multiply per
-    projection instead of one per head.
-
-    ``record_stages = True`` keeps the last forward's matrices in ``self.stages``
-    (each (b, num_heads, n, n)); ``use_sdpa = False`` forces the explicit computation.
-
-    ``forward(x, use_cache=True)`` treats ``x`` as the tokens that follow the ones already in
-    ``self.kv_cache`` (a ``KVCache``, created on first use): only their queries, keys and
-    values are computed, and they attend to the cached keys too. ``reset_kv_cache()`` empties
-    it. The cache is a plain attribute, so ``state_dict()`` does not contain it.
-    """
-
-    record_stages: bool = False
-    use_sdpa: bool = True
-
-    def __init__(
-        self,
-        d_in: int,
-        d_out: int,
-        context_length: int,
-        dropout: float,
-        num_heads: int,
-        qkv_bias: bool = False,
-    ):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
-        if d_out % num_heads != 0:
-            heads_that_fit = [h for h in range(1, d_out + 1) if d_out % h == 0]
-            raise ValueError(
-                f"d_out ({d_out}) must be divisible by num_heads ({num_heads}), since each "
-                f"head gets d_out // num_heads features: use num_heads in {heads_that_fit}, "
-                f"or a d_out that is a multiple of {num_heads} "
-                f"(e.g. {max(num_heads, d_out - d_out % num_heads)})."
-            )
+        _check_heads(d_out, num_heads)
         self.d_out = d_out
         self.num_heads = num_heads
         self.head_dim = d_out // num_heads
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)  # mixes what the heads found
+        self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("mask", causal_mask(context_length))
-        self.stages: dict | None = None
-        self.kv_cache: KVCache | None = None
 
-    def reset_kv_cache(self) -> None:
-        """Forget the cached keys and values (before a new prompt, or to free the memory)."""
-        self.kv_cache = None
-
-    def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
-        """(b, n, d_out) -> (b, num_heads, n, head_dim): heads become a batch dimension."""
+    def split_heads(self, t: torch.Tensor) -> torch.Tensor:
+        """(b, n, d_out) -> (b, num_heads, n, head_dim): the heads become a batch dimension."""
         b, num_tokens, _ = t.shape
         return t.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, use_cache: bool = False) -> torch.Tensor:
-        b, num_tokens, _ = _check_input(x, self.mask.shape[0], type(self).__name__)
-        keys = self._split_heads(self.W_key(x))
-        queries = self._split_heads(self.W_query(x))
-        values = self._split_heads(self.W_value(x))
-        if use_cache:  # the new tokens also attend to the earlier ones, kept from before
-            if self.kv_cache is None:
-                self.kv_cache = KVCache(keys, capacity=self.mask.shape[0])
-            keys, values = self.kv_cache.append(keys, values)
-        stages = {} if self.record_stages else None
-        context = causal_attention(
-            queries, keys, values, self.mask, self.dropout, stages, self.use_sdpa
-        )
-        if stages is not None:
-            self.stages = stages
-        # (b, num_heads, n, head_dim) -> (b, n, num_heads, head_dim) -> (b, n, d_out)
-        context = context.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
-        return self.out_proj(context)
+    def merge_heads(self, t: torch.Tensor) -> torch.Tensor:
+        """(b, num_heads, n, head_dim) -> (b, n, d_out): the heads side by side again."""
+        b, _, num_tokens, _ = t.shape
+        return t.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
 
-
-# ---------------------------------------------------------------------------------------------
-# Looking inside: record the stages of every attention module in a model
-# ---------------------------------------------------------------------------------------------
-
-
-def attention_modules(model: nn.Module) -> list[nn.Module]:
-    """Every module inside ``model`` (itself included) that can record its attention stages,
-    in the order ``model.modules()`` visits them (for a GPT: layer 0, 1, ...)."""
-    return [m for m in model.modules() if hasattr(m, "record_stages")]
-
-
-@contextmanager
-def recording_attention(model: nn.Module):
-    """Within the block, every attention module in ``model`` records its stages.
-
-    Yields the list of those modules; after a forward pass each holds ``.stages``. The
-    previous ``record_stages`` settings come back afterwards, even after an exception.
-
-        with recording_attention(gpt) as modules:
-            gpt(token_ids)
-        weights = modules[0].stages["weights"]   # layer 0: (b, num_heads, n, n)
-    """
-    modules = attention_modules(model)
-    before = [m.__dict__.get("record_stages") for m in modules]
-    for m in modules:
-        m.record_stages = True
-        m.stages = None  # no leftovers from an earlier forward
-    try:
-        yield modules
-    finally:
-        for m, value in zip(modules, before, strict=True):
-            if value is None:
-                del m.record_stages  # back to the class default
-            else:
-                m.record_stages = value
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_attention_input(x, self.mask.shape[0], "MultiHeadAttention")
+        keys = self.split_heads(self.W_key(x))  # (b, num_heads, num_tokens, head_dim)
+        queries = self.split_heads(self.W_query(x))
+        values = self.split_heads(self.W_value(x))
+        attn_weights = causal_attention_weights(queries, keys, self.mask, self.dropout)
+        context_vecs = attn_weights @ values  # each head's weighted sum of its values
+        return self.out_proj(self.merge_heads(context_vecs))
 
 
 if __name__ == "__main__":  # usage example: python -m helpers.attention
@@ -461,8 +266,5 @@ if __name__ == "__main__":  # usage example: python -m helpers.attention
 
     torch.manual_seed(123)
     mha = MultiHeadAttention(d_in=3, d_out=2, context_length=6, dropout=0.0, num_heads=2)
-    batch = torch.stack((inputs, inputs))
-    with recording_attention(mha):
-        out = mha(batch)
+    out = mha(torch.stack((inputs, inputs)))
     print("output", tuple(out.shape), "\n", out[0])
-    print("head 0 weights\n", mha.stages["weights"][0, 0])

@@ -13,6 +13,22 @@ keep the variety sensible. One decoding step, in the order ``filter_logits`` app
 Top-k does not care about the temperature (dividing by T > 0 keeps the order of the logits);
 top-p does, so it comes after the temperature.
 
+``generate(model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id)``
+runs that step in a loop, in eval mode without gradients (the model's own mode comes back
+after). Details:
+
+- Greedy (temperature 0, the default) gives the same tokens as ``generate_text_simple``;
+  sampling uses torch's global generator, so ``torch.manual_seed`` repeats a run.
+- A prompt longer than ``context_size`` is cropped once, with a ``PromptCroppedWarning``;
+  the result holds the cropped prompt.
+- ``eos_id``: each row stops on its own when it produces this token; the token is kept, and
+  the row's later positions are ``eos_id`` too, so the batch stays one tensor; the loop ends
+  once every row has stopped (the book's version, for one row, stops *before* appending the
+  end token). ``generated_tokens`` cuts each row at its end token.
+- ``use_cache=True`` (the default): only the new tokens go through the model, with its KV
+  cache and the decoding kernels (``helpers.kv_cache.NextTokenLogits``); the tokens are the
+  same as with ``use_cache=False``, only faster.
+
 Usage::
 
     torch.manual_seed(123)
@@ -25,14 +41,13 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from contextlib import contextmanager, nullcontext
-from functools import partial
+from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .model import GELU, LayerNorm
+from .decoding_kernels import SplitLinear, decoding_kernels
+from .kv_cache import NextTokenLogits, supports_kv_cache
 
 __all__ = [
     "generate",
@@ -234,8 +249,10 @@ def _evaluating(model: nn.Module):
             module.training = training
 
 
-def _check_prompt(idx: torch.Tensor, context_size: int) -> torch.Tensor:
+def _check_prompt(idx: torch.Tensor, context_size: int, max_new_tokens: int = 0) -> torch.Tensor:
     """Validate a (batch, n) prompt; crop it to the context with a notice if it is too long."""
+    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}.")
     if not isinstance(context_size, numbers.Integral) or context_size < 1:
         raise ValueError(f"context_size must be a positive integer, got {context_size!r}.")
     if idx.dim() != 2:
@@ -294,162 +311,6 @@ def next_token_distribution(
     return sampling_distribution(logits, temperature, top_k, top_p)
 
 
-def supports_kv_cache(model: nn.Module) -> bool:
-    """Whether ``model`` has a KV cache (``GPTModel`` does; a scripted test model may not)."""
-    return callable(getattr(model, "reset_kv_cache", None))
-
-
-# ---------------------------------------------------------------------------------------------
-# One-token steps: the same maths with fewer, faster kernels
-# ---------------------------------------------------------------------------------------------
-
-# A cached step pushes one vector per row of the batch through the model, so its cost is not
-# arithmetic but (1) reading every weight once and (2) launching many tiny operations. Two
-# changes of *how* the maths runs, not of what it computes, help both:
-#
-# - The book's LayerNorm and GELU spell their formulas out in six to eight tensor operations
-#   each; F.layer_norm and F.gelu(approximate="tanh") compute the same formulas in one.
-# - On a CPU, PyTorch hands a one-row product ``x @ W.T`` to its BLAS library, which
-#   (measured on a 2-core AMD machine with PyTorch 2.13's MKL) runs it on one core, at about
-#   half the memory bandwidth. A *batched* product of the same numbers uses every core, so
-#   each large nn.Linear splits its weight's rows into one block per thread
-#   (``SplitLinear``).
-#
-# Together ~1.6x faster per step here (benchmarks/generation.py measures the whole loop).
-SPLIT_MAX_ROWS = 16  # thicker inputs (the prompt) take the usual path: a matrix product
-SPLIT_MIN_WEIGHTS = 2**16  # smaller matrices are quick either way; the split would cost more
-
-
-class SplitLinear:
-    """``F.linear(x, weight, bias)``, for an input of a few rows (a decoding step) computed
-    as one batched product over ``blocks`` blocks of ``weight``'s rows, which PyTorch spreads
-    over the CPU's cores. A remainder of ``out_features % blocks`` rows goes on its own;
-    thicker inputs, or any that need gradients, take ``F.linear``. Equal up to float
-    rounding: each output is the same dot product, summed in whatever order the kernel picks.
-
-    The blocks are views into ``weight``'s own memory (no copy), made once here rather than
-    at every call: a call is ~100 microseconds, so Python-side work shows.
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, blocks: int = 2):
-        if weight.dim() != 2 or not weight.is_contiguous():
-            raise ValueError("SplitLinear needs a contiguous (out_features, in_features) weight.")
-        self.weight, self.bias = weight, bias
-        self.out_features, self.in_features = weight.shape
-        self.max_numel = SPLIT_MAX_ROWS * self.in_features
-        self.even = self.out_features - self.out_features % blocks
-        # (blocks, in, out // blocks): row block b of the weight, transposed for x @ W.T
-        size = self.even // blocks
-        self.blocks_t = weight[: self.even].view(blocks, size, self.in_features).mT
-        self.bias_blocks = None if bias is None else bias[: self.even].view(blocks, 1, size)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() > self.max_numel or torch.is_grad_enabled():
-            return F.linear(x, self.weight, self.bias)
-        rows = x.reshape(-1, self.in_features)
-        every_block = rows.expand(self.blocks_t.shape[0], -1, -1)  # the same rows, no copy
-        if self.bias_blocks is None:
-            y = torch.bmm(every_block, self.blocks_t)
-        else:
-            y = torch.baddbmm(self.bias_blocks, every_block, self.blocks_t)
-        # (blocks, n, out // blocks) -> (n, even): the blocks side by side. For one row the
-        # memory is already in that order, and a view saves a copy and a call.
-        n = rows.shape[0]
-        y = y.view(1, self.even) if n == 1 else y.transpose(0, 1).reshape(n, self.even)
-        if self.even < self.out_features:
-            bias = None if self.bias is None else self.bias[self.even :]
-            y = torch.cat((y, F.linear(rows, self.weight[self.even :], bias)), dim=1)
-        return y.view(*x.shape[:-1], self.out_features)
-
-
-def _fused_layer_norm(norm: LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    return F.layer_norm(x, norm.scale.shape, norm.scale, norm.shift, norm.eps)
-
-
-def _fused_gelu(x: torch.Tensor) -> torch.Tensor:
-    return F.gelu(x, approximate="tanh")
-
-
-def _decoding_forward(module: nn.Module, blocks: int):
-    """The faster ``forward`` for ``module`` during decoding, or None to keep its own. Only
-    exact classes are matched: a subclass may compute something else."""
-    kind = type(module)
-    if kind is LayerNorm:
-        return partial(_fused_layer_norm, module)
-    if kind is GELU:
-        return _fused_gelu
-    if (
-        kind is nn.Linear
-        and blocks > 1
-        and module.weight.device.type == "cpu"
-        and module.weight.numel() >= SPLIT_MIN_WEIGHTS
-        and module.weight.is_contiguous()
-    ):
-        return SplitLinear(module.weight, module.bias, blocks)
-    return None
-
-
-@contextmanager
-def decoding_kernels(model: nn.Module, blocks: int | None = None):
-    """Within the block, ``model``'s LayerNorm, GELU and (on a CPU with several threads)
-    large nn.Linear layers compute their outputs with fused or core-parallel kernels: the
-    same maths, equal up to float rounding. Their own ``forward`` is back afterwards, even
-    after an exception. ``generate`` uses it for its cached steps.
-
-    ``blocks``: how many row blocks ``SplitLinear`` makes (default: PyTorch's thread count;
-    1 leaves nn.Linear alone).
-
-        with torch.no_grad(), decoding_kernels(model):
-            logits = model(next_token, use_cache=True)
-    """
-    blocks = torch.get_num_threads() if blocks is None else blocks
-    patched = []
-    for module in model.modules():
-        forward = _decoding_forward(module, blocks)
-        if forward is not None and "forward" not in vars(module):  # not patched already
-            module.forward = forward
-            patched.append(module)
-    try:
-        yield model
-    finally:
-        for module in patched:
-            del module.forward
-
-
-class _NextTokenLogits:
-    """The logits (batch, vocab) for the token after ``idx[:, -context_size:]``, step by step.
-
-    Without the cache, every step runs the model over the whole window. With it, the model
-    only sees the tokens it has not cached yet: the prompt at the first step, then one token.
-
-    Past the context: once the text is longer than ``context_size``, the window slides and
-    every token in it moves to a lower position. GPT-2's position embeddings are added to
-    the input, so every cached key and value (in every layer) depends on its token's old
-    position, and deeper layers on tokens that have left the window: a sliding cache would
-    give other logits than the model computes on the window. So from then on each step
-    recomputes the window in full, exactly what the cache-free loop does.
-    """
-
-    def __init__(self, model: nn.Module, context_size: int, use_cache: bool):
-        self.model = model
-        self.context_size = context_size
-        self.use_cache = use_cache and supports_kv_cache(model)
-        if self.use_cache:
-            model.reset_kv_cache()  # nothing left over from an earlier text
-
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        if not self.use_cache or idx.shape[1] > self.context_size:
-            if self.use_cache:
-                self.model.reset_kv_cache()  # stale: the positions have shifted
-            return self.model(idx[:, -self.context_size :])[:, -1, :]
-        new_tokens = idx[:, self.model.kv_cache_length :]
-        return self.model(new_tokens, use_cache=True)[:, -1, :]
-
-    def close(self) -> None:
-        if self.use_cache:
-            self.model.reset_kv_cache()  # frees the memory
-
-
 def generate(
     model: nn.Module,
     idx: torch.Tensor,
@@ -462,60 +323,24 @@ def generate(
     *,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """Append up to ``max_new_tokens`` tokens to each row of ``idx`` (batch, n).
+    """Append up to ``max_new_tokens`` tokens to each row of ``idx`` (batch, n), one per step:
+    greedy at temperature 0, else drawn after top-k, temperature and top-p.
 
-    Each step feeds the last ``context_size`` tokens to the model and picks the next token
-    with ``sample_next_token``: greedy at temperature 0 (the default; the same tokens as
-    ``generate_text_simple``), otherwise drawn at random after top-k, temperature and top-p
-    (seed with ``torch.manual_seed`` to repeat a run). A prompt longer than ``context_size``
-    is cropped once at the start, with a ``PromptCroppedWarning``; the result holds the
-    cropped prompt.
-
-    ``eos_id``: each row stops on its own when it produces this token. The token is kept
-    and every later position of that row is ``eos_id`` too (padding, so the batch stays
-    one tensor); the loop ends early once every row has stopped. So the result can be
-    shorter than n + max_new_tokens. (The book's version, for one row, stops *before*
-    appending the end token.) ``generated_tokens`` cuts each row at its end token.
-
-    ``use_cache``: reuse the keys and values of earlier tokens (the model's KV cache, if it
-    has one), so each step computes one token instead of the whole window; the tokens are
-    the same as with ``use_cache=False``, only faster. Once the text outgrows
-    ``context_size``, every step recomputes the window (see ``_NextTokenLogits``). The
-    cached steps run with ``decoding_kernels``: fused LayerNorm and GELU, and on a CPU,
-    matrix-vector products split over the cores.
-
-    Runs the model in eval mode without gradients; its previous mode is restored after.
-    Returns a (batch, n + generated) tensor of token ids.
+    A row that produces ``eos_id`` stops; its later positions repeat ``eos_id`` as padding.
     """
     temperature = check_sampling_settings(temperature, top_k, top_p)
-    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}.")
-    idx = _check_prompt(idx, context_size)
-    with _evaluating(model):
-        next_logits = _NextTokenLogits(model, context_size, use_cache)
-        # one-token steps: the same maths, with fewer and (on a CPU) core-parallel kernels
-        kernels = decoding_kernels(model) if next_logits.use_cache else nullcontext()
-        try:
-            with kernels:
-                idx = _decode(next_logits, idx, max_new_tokens, temperature, top_k, top_p, eos_id)
-        finally:
-            next_logits.close()
-    return idx
-
-
-def _decode(next_logits, idx, max_new_tokens, temperature, top_k, top_p, eos_id):
-    """The loop of ``generate``: append one token per step to every row of ``idx``."""
+    idx = _check_prompt(idx, context_size, max_new_tokens)
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-    for _ in range(max_new_tokens):
-        logits = next_logits(idx)
-        idx_next = sample_next_token(logits, temperature, top_k, top_p).to(idx.device)
-        if eos_id is not None:
-            # rows that already ended get padding, whatever the model would say
-            idx_next = idx_next.masked_fill(finished.unsqueeze(1), eos_id)
-            finished |= idx_next.squeeze(1) == eos_id
-        idx = torch.cat((idx, idx_next), dim=1)
-        if finished.all():
-            break
+    with _evaluating(model), NextTokenLogits(model, context_size, use_cache) as next_logits:
+        for _ in range(max_new_tokens):
+            logits = next_logits(idx)  # (batch, vocab): the scores for the next token
+            idx_next = sample_next_token(logits, temperature, top_k, top_p).to(idx.device)
+            if eos_id is not None:  # rows that have ended get eos_id as padding
+                idx_next = idx_next.masked_fill(finished.unsqueeze(1), eos_id)
+                finished |= idx_next.squeeze(1) == eos_id
+            idx = torch.cat((idx, idx_next), dim=1)
+            if finished.all():
+                break
     return idx
 
 

@@ -181,30 +181,18 @@ class TransformerBlock(nn.Module):
         self.norm2 = LayerNorm(cfg["emb_dim"])
         self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
 
-    def forward(self, x: torch.Tensor, use_cache: bool = False) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x), use_cache=use_cache))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_shortcut(self.att(self.norm1(x)))
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x
 
 
 class GPTModel(nn.Module):
-    """The GPT-2 architecture: token ids (batch, n_tokens) -> logits (batch, n_tokens, vocab).
-
-    The output head is a separate matrix here, as in the book; GPT-2's original weights tie
-    it to the token embedding (see ``parameter_breakdown`` for what that saves).
-
-    KV cache, for generating: ``model(ids, use_cache=True)`` remembers every layer's keys and
-    values, so the next call only needs the new token(s): ``model(next_ids, use_cache=True)``.
-    Those get the positions after the cached ones (``kv_cache_length``), so the logits equal
-    a full forward over the whole sequence. ``reset_kv_cache()`` before a new prompt. The
-    cache never holds more than ``context_length`` tokens, since there are no positions after
-    that; ``helpers.generate.generate`` handles longer texts. ``model(ids)`` ignores the cache.
-    """
+    """GPT-2's architecture: token ids (batch, n_tokens) -> next-token logits (batch, n_tokens, vocab)."""
 
     def __init__(self, cfg: dict):
         super().__init__()
         check_config(cfg)
-        self.context_length = cfg["context_length"]
         # The creation order decides which random numbers each layer gets from the seed:
         # keep it as in the book, so torch.manual_seed(123) gives the book's numbers.
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
@@ -214,50 +202,34 @@ class GPTModel(nn.Module):
         self.final_norm = LayerNorm(cfg["emb_dim"])
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
 
-    @property
-    def kv_cache_length(self) -> int:
-        """How many tokens the KV cache holds: the position the next cached call starts at."""
-        cache = self.trf_blocks[0].att.kv_cache
-        return 0 if cache is None else cache.length
-
-    def reset_kv_cache(self) -> None:
-        """Empty every layer's KV cache (before a new prompt, or to free its memory)."""
-        for block in self.trf_blocks:
-            block.att.reset_kv_cache()
-
-    def forward(self, in_idx: torch.Tensor, use_cache: bool = False) -> torch.Tensor:
-        if in_idx.dim() != 2:
-            raise ValueError(
-                f"GPTModel expects token ids of shape (batch, n_tokens), got shape "
-                f"{tuple(in_idx.shape)}; for a single sequence add a batch dimension with "
-                ".unsqueeze(0)."
-            )
-        n_tokens = in_idx.shape[1]
-        if n_tokens > self.context_length:
-            raise ValueError(
-                f"The input has {n_tokens} tokens, but this model's context_length is "
-                f"{self.context_length}: there is no position embedding beyond that. Crop the "
-                f"input to its last {self.context_length} tokens first, "
-                f"in_idx[:, -{self.context_length}:], as generate_text_simple does."
-            )
-        # with the cache, the new tokens come after the cached ones: absolute positions
-        start = self.kv_cache_length if use_cache else 0
-        if start + n_tokens > self.context_length:
-            raise ValueError(
-                f"The KV cache holds {start} tokens; {n_tokens} more would pass the "
-                f"context_length of {self.context_length}. Call reset_kv_cache() and feed "
-                f"the last {self.context_length} tokens again (or run without the cache)."
-            )
-        positions = torch.arange(start, start + n_tokens, device=in_idx.device)
-        x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (b, n, d) + (n, d) broadcasts
+    def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
+        check_token_ids(in_idx, self.pos_emb.num_embeddings)
+        batch_size, seq_len = in_idx.shape
+        tok_embeds = self.tok_emb(in_idx)
+        pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))
+        x = tok_embeds + pos_embeds  # (batch, n, d) + (n, d) broadcasts over the batch
         x = self.drop_emb(x)
-        if use_cache:  # nn.Sequential passes no keyword arguments: call the blocks one by one
-            for block in self.trf_blocks:
-                x = block(x, use_cache=True)
-        else:
-            x = self.trf_blocks(x)
+        x = self.trf_blocks(x)
         x = self.final_norm(x)
         return self.out_head(x)
+
+
+def check_token_ids(in_idx: torch.Tensor, context_length: int) -> None:
+    """Raise a ValueError that says what to change if ``in_idx`` is not (batch, n <= context)."""
+    if in_idx.dim() != 2:
+        raise ValueError(
+            f"GPTModel expects token ids of shape (batch, n_tokens), got shape "
+            f"{tuple(in_idx.shape)}; for a single sequence add a batch dimension with "
+            ".unsqueeze(0)."
+        )
+    n_tokens = in_idx.shape[1]
+    if n_tokens > context_length:
+        raise ValueError(
+            f"The input has {n_tokens} tokens, but this model's context_length is "
+            f"{context_length}: there is no position embedding beyond that. Crop the "
+            f"input to its last {context_length} tokens first, "
+            f"in_idx[:, -{context_length}:], as generate_text_simple does."
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from .checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
+from .fused_attention import fused_attention
 from .model import generate_text_simple, text_to_token_ids, token_ids_to_text
 
 # ---------------------------------------------------------------------------------------------
@@ -271,11 +272,12 @@ BF16_CHOICES = (False, True, "auto")
 class TrainingOptions:
     """Switches that make training faster or leaner without changing what is learnt.
 
-    Every default reproduces the book's numbers (``sdpa`` is the attention module's own
-    default); each switch changes results only within floating-point rounding, except
-    ``bf16``, which trades precision for speed on GPUs that have fast bfloat16.
+    Each switch changes results only within floating-point rounding (and, on a GPU, which
+    weights dropout draws), except ``bf16``, which trades precision for speed on GPUs that
+    have fast bfloat16. ``TrainingOptions(sdpa=False)`` is the book's step exactly.
 
-    - ``sdpa``: PyTorch's fused ``scaled_dot_product_attention`` (False: the explicit maths).
+    - ``sdpa``: PyTorch's fused ``scaled_dot_product_attention`` (``helpers.fused_attention``;
+      False: the attention module's explicit maths).
     - ``bf16``: matrix multiplies in bfloat16 under autocast; ``"auto"`` where the GPU
       supports it, ``True`` insists (an error elsewhere), ``False`` never. Weights,
       gradients and the optimizer stay float32. A CPU never gets it: it is slower there.
@@ -548,27 +550,6 @@ def _output_head_removed(model: nn.Module):
 _IDENTITY = nn.Identity()
 
 
-def _set_attention_path(model: nn.Module, use_sdpa: bool):
-    """Set ``use_sdpa`` on every attention module; return a function that restores them."""
-    from .attention import attention_modules
-
-    before = [(m, m.__dict__.get("use_sdpa", _UNSET)) for m in attention_modules(model)]
-    for module, _ in before:
-        module.use_sdpa = use_sdpa
-
-    def restore():
-        for module, value in before:
-            if value is _UNSET:
-                module.__dict__.pop("use_sdpa", None)  # back to the class default
-            else:
-                module.use_sdpa = value
-
-    return restore
-
-
-_UNSET = object()
-
-
 class TrainingLoss:
     """``calc_loss_batch`` with the per-step options applied: attention path, bf16 autocast,
     ``torch.compile`` and the chunked loss. Call ``close()`` to put the attention path back.
@@ -589,7 +570,7 @@ class TrainingLoss:
         self.forward = forward_model if forward_model is not None else model
         if options.compile:
             self.forward = torch.compile(self.forward)
-        self.restore_attention = _set_attention_path(model, options.sdpa)
+        self.restore_attention = fused_attention(model, options.sdpa)
 
     def __call__(self, input_batch, target_batch) -> torch.Tensor:
         input_batch, target_batch = input_batch.to(self.device), target_batch.to(self.device)

@@ -1,20 +1,17 @@
-"""helpers.attention: the book's numbers, the shared maths, recording, and the fused fast path."""
+"""helpers.attention: the book's numbers, the shared weights function, the explicit maths."""
 
 import pytest
 import torch
 from torch import nn
 
 from helpers.attention import (
-    STAGES,
     CausalAttention,
     MultiHeadAttention,
     MultiHeadAttentionWrapper,
     SelfAttention_v1,
     SelfAttention_v2,
-    attention_modules,
     causal_attention_weights,
     causal_mask,
-    recording_attention,
     simple_self_attention,
 )
 
@@ -149,25 +146,35 @@ def test_too_long_and_unbatched_inputs(cls):
     assert module(BATCH[:, :3]).shape == (2, 3, 2)  # shorter than the context is fine
 
 
-# --- the shared maths and its recorded stages -----------------------------------------------------
+# --- the shared weights function ------------------------------------------------------------------
 
 
-def test_stages_are_consistent():
+def test_causal_attention_weights_step_by_step():
     torch.manual_seed(0)
     q, k = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 5, 4)
-    stages = {}
-    weights = causal_attention_weights(q, k, causal_mask(8), nn.Dropout(0.0), stages)
-    assert tuple(stages) == STAGES
-    assert all(t.shape == (2, 3, 5, 5) and not t.requires_grad for t in stages.values())
-    assert torch.allclose(stages["scores"], q @ k.transpose(-2, -1))
-    assert torch.allclose(stages["scaled"], stages["scores"] / 2.0)  # sqrt(head_dim = 4)
+    weights = causal_attention_weights(q, k, causal_mask(8), nn.Dropout(0.0))
+    assert weights.shape == (2, 3, 5, 5)
     above = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
-    assert torch.isneginf(stages["masked"][..., above]).all()
-    assert torch.equal(stages["masked"][..., ~above], stages["scaled"][..., ~above])
-    assert torch.equal(stages["weights"], torch.softmax(stages["masked"], dim=-1))
-    assert torch.allclose(stages["weights"].sum(-1), torch.ones(2, 3, 5))
-    assert (stages["weights"][..., above] == 0).all()
-    assert torch.equal(stages["dropped"], weights)
+    assert (weights[..., above] == 0).all()  # no token looks ahead
+    # each row: softmax of the scaled scores over the tokens up to and including itself
+    scaled = q @ k.transpose(-2, -1) / 2.0  # sqrt(head_dim = 4)
+    for row in range(5):
+        expected = torch.softmax(scaled[..., row, : row + 1], dim=-1)
+        assert torch.allclose(weights[..., row, : row + 1], expected, atol=1e-6)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 3, 5))
+
+
+def test_dropout_on_the_weights_zeroes_about_p_and_rescales():
+    torch.manual_seed(0)
+    q, k = torch.randn(16, 2, 32, 4), torch.randn(16, 2, 32, 4)
+    weights = causal_attention_weights(q, k, causal_mask(32), nn.Dropout(0.0))
+    torch.manual_seed(1)
+    dropped = causal_attention_weights(q, k, causal_mask(32), nn.Dropout(0.5).train())
+    visible = weights > 0  # the causal part; masked weights stay 0 either way
+    zeroed = (dropped[visible] == 0).float().mean().item()
+    assert abs(zeroed - 0.5) < 0.03  # ~8,400 visible weights: the std of the share is ~0.005
+    kept = dropped[visible] != 0
+    assert torch.allclose(dropped[visible][kept], weights[visible][kept] / 0.5)  # rescaled
 
 
 def test_no_nan_when_a_row_is_almost_all_masked():
@@ -177,57 +184,26 @@ def test_no_nan_when_a_row_is_almost_all_masked():
     assert torch.isfinite(w).all() and torch.equal(w[0, 0], torch.tensor([1.0, 0, 0, 0]))
 
 
-def test_recording_does_not_change_the_output_and_restores_flags():
-    mha = seeded(MultiHeadAttention, 123, 3, 4, 6, 0.1, num_heads=2).eval()
-    fast = mha(BATCH)
-    with recording_attention(mha) as modules:
-        assert modules == [mha] and mha.record_stages
-        recorded = mha(BATCH)
-    assert not mha.record_stages and "record_stages" not in mha.__dict__
-    assert torch.allclose(recorded, fast, atol=1e-6)
-    assert mha.stages["weights"].shape == (2, 2, 6, 6)
-    assert torch.equal(mha.stages["dropped"], mha.stages["weights"])  # eval: no dropout
-
-    mha.record_stages = True  # an explicit setting survives a recording block
-    with recording_attention(mha):
-        pass
-    assert mha.__dict__["record_stages"] is True
+def test_multi_head_attention_is_the_explicit_maths_head_by_head():
+    mha = seeded(MultiHeadAttention, 7, 3, 4, 6, 0.0, num_heads=2).eval()
+    out = mha(BATCH)
+    x = BATCH
+    heads = []
+    for h in range(2):
+        cols = slice(2 * h, 2 * h + 2)  # head h: its head_dim slice of each projection
+        q, k, v = (layer(x)[..., cols] for layer in (mha.W_query, mha.W_key, mha.W_value))
+        scores = (q @ k.transpose(1, 2)) / 2**0.5
+        scores = scores.masked_fill(torch.triu(torch.ones(6, 6, dtype=torch.bool), 1), -torch.inf)
+        heads.append(torch.softmax(scores, dim=-1) @ v)
+    assert torch.allclose(out, mha.out_proj(torch.cat(heads, dim=-1)), atol=1e-6)
 
 
-def test_recording_restores_flags_after_an_error():
-    ca = CausalAttention(3, 2, 4, 0.0)
-    with pytest.raises(ValueError), recording_attention(ca):
-        ca(BATCH)  # too long
-    assert not ca.record_stages and ca.stages is None
-
-
-def test_recording_finds_every_attention_module_in_order():
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.att = MultiHeadAttention(4, 4, 8, 0.0, num_heads=2)
-            self.ff = nn.Linear(4, 4)
-
-        def forward(self, x):
-            return x + self.ff(x + self.att(x))
-
-    model = nn.Sequential(Block(), Block(), Block()).eval()
-    x = torch.rand(1, 5, 4)
-    with recording_attention(model) as modules:
-        model(x)
-    assert modules == [block.att for block in model]
-    assert all(m.stages["masked"].shape == (1, 2, 5, 5) for m in modules)
-    # layer 0 sees the raw input: its weights are what the explicit maths gives
-    att = model[0].att
-    q = att._split_heads(att.W_query(x))
-    k = att._split_heads(att.W_key(x))
-    assert torch.allclose(modules[0].stages["scores"], q @ k.transpose(-2, -1), atol=1e-6)
-
-    wrapper = MultiHeadAttentionWrapper(3, 2, 6, 0.0, num_heads=3)
-    assert attention_modules(wrapper) == list(wrapper.heads)
-    with recording_attention(wrapper) as heads:
-        wrapper(BATCH)
-    assert [h.stages["weights"].shape for h in heads] == [(2, 6, 6)] * 3
+def test_split_and_merge_heads_are_inverse():
+    mha = MultiHeadAttention(4, 6, 8, 0.0, num_heads=3)
+    t = torch.randn(2, 5, 6)
+    assert mha.split_heads(t).shape == (2, 3, 5, 2)
+    assert torch.equal(mha.split_heads(t)[:, 1], t[..., 2:4])  # head 1: features 2 and 3
+    assert torch.equal(mha.merge_heads(mha.split_heads(t)), t)
 
 
 def test_wrapper_heads_are_causal_attention_outputs():
@@ -237,56 +213,9 @@ def test_wrapper_heads_are_causal_attention_outputs():
         assert torch.equal(out[..., 2 * i : 2 * i + 2], head(BATCH))
 
 
-# --- fused fast path (scaled_dot_product_attention) against the explicit maths -------------------
-
-
-def both_paths(module, x):
-    module.use_sdpa = True
-    fast = module(x)
-    module.use_sdpa = False
-    explicit = module(x)
-    module.use_sdpa = True
-    return fast, explicit
-
-
-@pytest.mark.parametrize("cls", [CausalAttention, MultiHeadAttention])
-def test_fast_path_equals_explicit_without_dropout(cls):
-    kwargs = {"num_heads": 4} if cls is MultiHeadAttention else {}
-    torch.manual_seed(3)
-    x = torch.randn(3, 7, 8)
-    module = cls(8, 8, 10, 0.2, **kwargs).eval()  # eval mode: dropout is off
-    fast, explicit = both_paths(module, x)
-    assert torch.allclose(fast, explicit, atol=1e-6)
-    module = cls(8, 8, 10, 0.0, **kwargs).train()  # training, but p = 0
-    fast, explicit = both_paths(module, x)
-    assert torch.allclose(fast, explicit, atol=1e-6)
-
-
-def test_explicit_dropout_zeroes_about_p_of_the_weights():
-    mha = seeded(MultiHeadAttention, 0, 8, 8, 32, 0.5, num_heads=2).train()
-    with recording_attention(mha):
-        mha(torch.randn(16, 32, 8))
-    weights, dropped = mha.stages["weights"], mha.stages["dropped"]
-    visible = weights > 0  # the causal part; masked weights stay 0 either way
-    zeroed = (dropped[visible] == 0).float().mean().item()
-    assert abs(zeroed - 0.5) < 0.03  # ~8,400 visible weights: the std of the share is ~0.005
-    kept = dropped[visible] != 0
-    assert torch.allclose(dropped[visible][kept], weights[visible][kept] / 0.5)  # rescaled
-
-
-def test_fast_and_explicit_dropout_agree_in_distribution():
-    # The fused kernel draws its own dropout masks, so single outputs cannot be compared.
-    # What must agree: the expected output (dropout is unbiased, so both means approach the
-    # eval output) and the spread it causes (same p, same 1/(1-p) rescaling). 4,000 copies
-    # of one sequence in a batch give 4,000 independent masks in one forward pass.
-    mha = seeded(MultiHeadAttention, 123, 3, 4, 6, 0.3, num_heads=2)
-    x = INPUTS.expand(4000, 6, 3)
-    expected = mha.eval()(x[:1])[0]
-    mha.train()
-    torch.manual_seed(0)
-    fast, explicit = both_paths(mha, x)
-    assert not torch.allclose(fast[0], expected, atol=1e-3)  # dropout really was active
-    for out in (fast, explicit):
-        assert torch.allclose(out.mean(0), expected, atol=0.02)
-    ratio = fast.std(0) / explicit.std(0)
-    assert ((ratio > 0.9) & (ratio < 1.1)).all()
+def test_teaching_classes_carry_no_engine_switches():
+    # the KV cache, the fused kernel and the viewer's recording live in their own modules
+    for cls in (CausalAttention, MultiHeadAttention):
+        module = cls(4, 4, 8, 0.0, **({"num_heads": 2} if cls is MultiHeadAttention else {}))
+        names = set(vars(module)) | set(vars(cls))
+        assert not names & {"use_sdpa", "record_stages", "stages", "kv_cache", "use_cache"}

@@ -12,12 +12,16 @@ from torch import nn  # noqa: E402
 
 from helpers.attention import STAGES, CausalAttention, MultiHeadAttention  # noqa: E402
 from helpers.tokenizer import SimpleTokenizerV1, build_vocab, gpt2_tokenizer  # noqa: E402
+from helpers.attention import MultiHeadAttentionWrapper  # noqa: E402
+from helpers.fused_attention import FusedMultiHeadAttention, fused_attention  # noqa: E402
 from helpers.widgets.attention_viewer import (  # noqa: E402
+    attention_modules,
     attention_stages,
     attention_viewer,
     context_length,
     plot_attention_heads,
     plot_attention_stages,
+    recording_attention,
     token_labels,
 )
 
@@ -103,7 +107,7 @@ def test_recorded_scores_are_the_models_own(tiny, gpt2):
     att = tiny.trf_blocks[0].att
     with torch.no_grad():
         x = tiny.embed(idx)
-        q, k = att._split_heads(att.W_query(x)), att._split_heads(att.W_key(x))
+        q, k = att.split_heads(att.W_query(x)), att.split_heads(att.W_key(x))
     assert torch.allclose(first["scores"], (q @ k.transpose(-2, -1))[0], atol=1e-5)
 
 
@@ -115,7 +119,8 @@ def test_recording_changes_nothing(tiny, gpt2):
     attention_stages(tiny, idx, train=True)
     assert not tiny.training  # mode restored
     assert torch.equal(torch.random.get_rng_state(), rng)  # dropout's seed did not leak
-    assert all(not blk.att.record_stages for blk in tiny.trf_blocks)
+    for blk in tiny.trf_blocks:  # every hook removed again
+        assert not blk.att._forward_hooks and not blk.att.dropout._forward_hooks
     with torch.no_grad():
         assert torch.allclose(tiny(idx), before, atol=1e-6)
 
@@ -155,6 +160,69 @@ def test_custom_forward(tiny, gpt2):
 
     stages = attention_stages(tiny, ids, forward=forward)
     assert seen == [(1, 6)] and stages[0]["weights"].shape == (4, 3, 3)
+
+
+# --- recording_attention: forward hooks, no switches in the attention classes --------------------
+
+
+def test_recording_finds_every_attention_module_in_forward_order():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = MultiHeadAttention(4, 4, 8, 0.0, num_heads=2)
+            self.ff = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return x + self.ff(x + self.att(x))
+
+    model = nn.Sequential(Block(), Block(), Block()).eval()
+    x = torch.rand(1, 5, 4)
+    with recording_attention(model) as recorded:
+        out = model(x)
+    assert list(recorded) == [block.att for block in model] == attention_modules(model)
+    assert all(tuple(stages) and stages["masked"].shape == (1, 2, 5, 5) for stages in recorded.values())
+    att = model[0].att  # layer 0 sees the raw input
+    q, k = att.split_heads(att.W_query(x)), att.split_heads(att.W_key(x))
+    assert torch.allclose(recorded[att]["scores"], q @ k.transpose(-2, -1), atol=1e-6)
+    with torch.no_grad():
+        assert torch.equal(model(x), out)  # hooks gone, nothing changed
+
+    wrapper = MultiHeadAttentionWrapper(3, 2, 6, 0.0, num_heads=3)
+    assert attention_modules(wrapper) == list(wrapper.heads)
+    with recording_attention(wrapper) as heads:
+        wrapper(torch.rand(2, 6, 3))
+    assert list(heads) == list(wrapper.heads)
+    assert [stages["weights"].shape for stages in heads.values()] == [(2, 6, 6)] * 3
+
+
+def test_recorded_dropout_is_the_forward_pass_own():
+    # in training mode the recorded "dropped" weights are the ones the output was made with
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(4, 4, 8, 0.5, num_heads=2).train()
+    x = torch.rand(2, 6, 4)
+    with recording_attention(mha) as recorded:
+        out = mha(x)
+    dropped = recorded[mha]["dropped"]
+    assert (dropped == 0).any()
+    values = mha.split_heads(mha.W_value(x))
+    assert torch.allclose(out, mha.out_proj(mha.merge_heads(dropped @ values)), atol=1e-6)
+
+
+def test_recording_removes_its_hooks_after_an_error_and_restores_fused_modules():
+    ca = CausalAttention(3, 2, 4, 0.0)
+    with pytest.raises(ValueError), recording_attention(ca) as recorded:
+        ca(torch.rand(1, 6, 3))  # too long
+    assert recorded == {} and not ca._forward_hooks and not ca.dropout._forward_hooks
+    fused = FusedMultiHeadAttention(4, 4, 6, 0.0, num_heads=2)
+    with recording_attention(fused) as recorded:
+        assert type(fused) is MultiHeadAttention  # explicit inside, so dropout is seen
+        fused(torch.rand(1, 3, 4))
+    assert type(fused) is FusedMultiHeadAttention and set(recorded[fused]) == set(STAGES)
+    model = nn.Sequential(MultiHeadAttention(4, 4, 6, 0.0, num_heads=2))
+    restore = fused_attention(model)
+    assert [s["weights"].shape for s in attention_stages(model, torch.rand(3, 4))] == [(2, 3, 3)]
+    assert type(model[0]) is FusedMultiHeadAttention
+    restore()
 
 
 # --- token_labels -------------------------------------------------------------------------------
@@ -289,9 +357,8 @@ def test_viewer_friendly_messages(tiny, gpt2):
 
 
 def test_viewer_with_the_real_gpt_model(gpt2):
-    model_module = pytest.importorskip("helpers.model")
-    if not hasattr(model_module, "GPTModel"):
-        pytest.skip("helpers.model.GPTModel is not written yet")
+    from helpers import model as model_module
+
     cfg = {
         "vocab_size": 50257,
         "context_length": 16,

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers.kv_cache import CachedGPT
 from helpers.generate import (
     PromptCroppedWarning,
     SplitLinear,
@@ -388,11 +389,19 @@ def test_cache_gives_the_same_tokens_with_end_tokens(cache_model, prompt_length)
     assert (cached[0, prompt_length + 3 :] == eos).all()  # row 0 did end, and is padded
 
 
-def test_cache_feeds_only_new_tokens_until_the_window_slides(cache_model):
-    seen = []  # (tokens fed, use_cache) of every forward call
+def test_cache_feeds_only_new_tokens_until_the_window_slides(cache_model, monkeypatch):
+    seen = []  # (tokens fed, through the cache?) of every step
+    caches = []
+    real_call = CachedGPT.__call__
+
+    def cached_call(self, new_ids):
+        caches.append(self)
+        seen.append((new_ids.shape[1], True))
+        return real_call(self, new_ids)
+
+    monkeypatch.setattr(CachedGPT, "__call__", cached_call)
     hook = cache_model.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append((args[0].shape[1], kwargs.get("use_cache"))),
-        with_kwargs=True,
+        lambda module, args: seen.append((args[0].shape[1], False))
     )
     try:
         out = generate(cache_model, torch.zeros((2, 13), dtype=torch.long), 6, 16)
@@ -400,15 +409,19 @@ def test_cache_feeds_only_new_tokens_until_the_window_slides(cache_model):
         hook.remove()
     # the prompt (13), then one token per step while the text fits the context (14, 15, 16
     # tokens), then the whole window of 16 at each step
-    assert seen == [(13, True), (1, True), (1, True), (1, True), (16, None), (16, None)]
+    assert seen == [(13, True), (1, True), (1, True), (1, True), (16, False), (16, False)]
     assert out.shape == (2, 19)
-    assert cache_model.kv_cache_length == 0  # generate empties the cache when done
+    assert caches[0].length == 0 and caches[0].caches == [None, None]  # emptied when done
 
 
-def test_cache_is_emptied_even_when_generation_fails(cache_model):
-    with pytest.raises(ValueError, match="context_length"):
+def test_cache_is_emptied_even_when_generation_fails(cache_model, monkeypatch):
+    made = []
+    real_init = CachedGPT.__init__
+    monkeypatch.setattr(CachedGPT, "__init__", lambda self, m: (made.append(self), real_init(self, m))[1])
+    with pytest.raises(ValueError, match="context length of 16"):
         generate(cache_model, torch.zeros((1, 20), dtype=torch.long), 3, 20)  # context 16
-    assert cache_model.kv_cache_length == 0
+    assert made[0].length == 0 and made[0].caches == [None, None]
+    assert all("forward" not in vars(m) for m in cache_model.modules())  # kernels put back
 
 
 # --- decoding kernels: the same maths, fewer and core-parallel operations ------------------------

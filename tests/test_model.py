@@ -256,105 +256,6 @@ def test_bytes_and_memory_of_a_model():
     )
 
 
-# --- state-dict compatibility with a model built from the book's description -------------------
-
-
-class _BookLayerNorm(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.scale, self.shift = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
-
-    def forward(self, x):
-        return F.layer_norm(x, x.shape[-1:], self.scale, self.shift, eps=1e-5)
-
-
-class _BookAttention(nn.Module):
-    """Separate query/key/value projections, an output projection, a float causal-mask buffer."""
-
-    def __init__(self, d, context_length, n_heads, qkv_bias):
-        super().__init__()
-        self.n_heads = n_heads
-        self.W_query = nn.Linear(d, d, bias=qkv_bias)
-        self.W_key = nn.Linear(d, d, bias=qkv_bias)
-        self.W_value = nn.Linear(d, d, bias=qkv_bias)
-        self.out_proj = nn.Linear(d, d)
-        self.register_buffer(
-            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1)
-        )
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = (
-            proj(x).view(b, n, self.n_heads, -1).transpose(1, 2)
-            for proj in (self.W_query, self.W_key, self.W_value)
-        )
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(d // self.n_heads)
-        scores = scores.masked_fill(self.mask[:n, :n] == 1, float("-inf"))
-        heads = torch.softmax(scores, dim=-1) @ v
-        return self.out_proj(heads.transpose(1, 2).reshape(b, n, d))
-
-
-class _BookFeedForward(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(d, 4 * d), nn.GELU(approximate="tanh"), nn.Linear(4 * d, d)
-        )
-
-    def forward(self, x):
-        return self.layers(x)
-
-
-class _BookBlock(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        d = cfg["emb_dim"]
-        self.att = _BookAttention(d, cfg["context_length"], cfg["n_heads"], cfg["qkv_bias"])
-        self.ff = _BookFeedForward(d)
-        self.norm1, self.norm2 = _BookLayerNorm(d), _BookLayerNorm(d)
-
-    def forward(self, x):
-        x = x + self.att(self.norm1(x))
-        return x + self.ff(self.norm2(x))
-
-
-class _BookGPT(nn.Module):
-    """The book's GPTModel as its text describes it (names, pre-norm, no dropout: eval only)."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        d = cfg["emb_dim"]
-        self.tok_emb = nn.Embedding(cfg["vocab_size"], d)
-        self.pos_emb = nn.Embedding(cfg["context_length"], d)
-        self.trf_blocks = nn.Sequential(*[_BookBlock(cfg) for _ in range(cfg["n_layers"])])
-        self.final_norm = _BookLayerNorm(d)
-        self.out_head = nn.Linear(d, cfg["vocab_size"], bias=False)
-
-    def forward(self, idx):
-        x = self.tok_emb(idx) + self.pos_emb(torch.arange(idx.shape[1]))
-        return self.out_head(self.final_norm(self.trf_blocks(x)))
-
-
-@pytest.mark.parametrize("qkv_bias", [False, True])
-def test_state_dict_loads_both_ways_and_gives_the_same_logits(qkv_bias):
-    cfg = {**TINY, "qkv_bias": qkv_bias}
-    torch.manual_seed(1)
-    ours, book = GPTModel(cfg).eval(), _BookGPT(cfg).eval()
-    assert list(ours.state_dict()) == list(book.state_dict())
-    assert "trf_blocks.1.att.mask" in ours.state_dict()
-    assert "trf_blocks.0.ff.layers.0.weight" in ours.state_dict()
-    ids = torch.randint(0, cfg["vocab_size"], (3, cfg["context_length"]))
-
-    book.load_state_dict(ours.state_dict(), strict=True)
-    torch.testing.assert_close(book(ids), ours(ids))
-
-    torch.manual_seed(2)
-    book = _BookGPT(cfg).eval()
-    ours.load_state_dict(book.state_dict(), strict=True)
-    torch.testing.assert_close(ours(ids), book(ids))
-    torch.testing.assert_close(ours(ids[:, :3]), book(ids[:, :3]))  # shorter than the context
-
-
 # --- shapes, errors, dropout --------------------------------------------------------------------
 
 
@@ -398,76 +299,16 @@ def test_config_errors_are_clear():
         parameter_breakdown({**TINY, "n_layers": 0})
 
 
+def test_state_dict_names_are_the_books():
+    # the book's own GPTModel loads it, both ways: tests/test_book_parity.py
+    state = GPTModel(TINY).state_dict()
+    assert "trf_blocks.1.att.mask" in state and "trf_blocks.0.ff.layers.0.weight" in state
+    assert "trf_blocks.0.norm1.scale" in state and "final_norm.shift" in state
+    assert list(state)[:2] == ["tok_emb.weight", "pos_emb.weight"]
+
+
 def test_text_round_trip(gpt2):
     ids = text_to_token_ids("Hi<|endoftext|>there", gpt2)
     assert ids.shape == (1, 3) and ids[0, 1] == 50256
     assert token_ids_to_text(ids, gpt2) == "Hi<|endoftext|>there"
     assert token_ids_to_text([15496, 11], gpt2) == "Hello,"
-
-
-# --- KV cache ------------------------------------------------------------------------------------
-
-
-def tiny_eval_model(seed=0, **changes):
-    torch.manual_seed(seed)
-    return GPTModel({**TINY, "drop_rate": 0.0, **changes}).eval()
-
-
-@pytest.mark.parametrize("use_sdpa", [True, False])
-def test_cached_forward_in_pieces_equals_one_full_forward(monkeypatch, use_sdpa):
-    # pieces of 3, 1, 2 and 2 tokens: the prefill (causal mask), several new tokens after a
-    # cache (the mask's bottom rows), one new token (no mask), up to the context length
-    monkeypatch.setattr("helpers.attention.MultiHeadAttention.use_sdpa", use_sdpa)
-    model = tiny_eval_model()
-    ids = torch.randint(0, TINY["vocab_size"], (3, TINY["context_length"]))
-    with torch.no_grad():
-        full = model(ids)
-        pieces, start = [], 0
-        for size in (3, 1, 2, 2):
-            assert model.kv_cache_length == start  # where the next piece's positions begin
-            pieces.append(model(ids[:, start : start + size], use_cache=True))
-            start += size
-    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
-
-
-def test_cached_positions_are_absolute():
-    # the same token fed at position 5 via the cache must not get position 0's embedding
-    model = tiny_eval_model()
-    ids = torch.randint(0, TINY["vocab_size"], (1, 6))
-    with torch.no_grad():
-        model(ids[:, :5], use_cache=True)
-        cached_last = model(ids[:, 5:], use_cache=True)[0, -1]
-        alone = model(ids[:, 5:])[0, -1]  # the same token at position 0, without context
-        full_last = model(ids)[0, -1]
-    torch.testing.assert_close(cached_last, full_last, rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(cached_last, alone, atol=1e-3)
-
-
-def test_cache_is_not_in_the_state_dict_and_default_forward_ignores_it():
-    model = tiny_eval_model()
-    keys_before = list(model.state_dict())
-    ids = torch.randint(0, TINY["vocab_size"], (2, 5))
-    with torch.no_grad():
-        plain = model(ids)
-        model(ids[:, :3], use_cache=True)  # something in the cache now
-        assert model.kv_cache_length == 3
-        assert list(model.state_dict()) == keys_before
-        assert torch.equal(model(ids), plain)  # forward without use_cache: as before
-        assert model.kv_cache_length == 3  # and it left the cache alone
-    GPTModel({**TINY, "drop_rate": 0.0}).load_state_dict(model.state_dict(), strict=True)
-    model.reset_kv_cache()
-    assert model.kv_cache_length == 0
-    assert all(block.att.kv_cache is None for block in model.trf_blocks)
-
-
-def test_cache_overflow_and_batch_mismatch_say_what_to_do():
-    model = tiny_eval_model()
-    ctx = TINY["context_length"]
-    with torch.no_grad():
-        model(torch.zeros((2, ctx), dtype=torch.long), use_cache=True)  # full
-        with pytest.raises(ValueError, match="reset_kv_cache"):
-            model(torch.zeros((2, 1), dtype=torch.long), use_cache=True)
-        model.reset_kv_cache()
-        model(torch.zeros((2, 3), dtype=torch.long), use_cache=True)
-        with pytest.raises(ValueError, match="reset_kv_cache"):
-            model(torch.zeros((1, 1), dtype=torch.long), use_cache=True)  # another batch

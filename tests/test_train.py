@@ -229,26 +229,6 @@ def test_training_follows_the_books_loop_and_lowers_the_loss(loaders, capsys):
     assert len(samples) == 3  # one per epoch
 
 
-@pytest.mark.parametrize("handed_over_in", ["train", "eval"])
-def test_same_losses_as_the_books_loop(handed_over_in, loaders, capsys):
-    """The book's loop calls model.train() each epoch, so a model that arrives in eval mode (as
-    load_gpt2 returns it) still trains with dropout: same losses as the book's own function."""
-    book = pytest.importorskip("llms_from_scratch.ch05")
-
-    def run(trainer):
-        model, optimizer = make_model(drop_rate=0.5)  # seeds the weights
-        model.train(handed_over_in == "train")
-        torch.manual_seed(7)  # the same shuffles and dropout masks for both
-        return trainer(model, optimizer)
-
-    ours = run(lambda model, optimizer: train(model, optimizer, loaders))
-    books = run(lambda model, optimizer: book.train_model_simple(
-        model, *loaders, optimizer, "cpu", num_epochs=2, eval_freq=3, eval_iter=2,
-        start_context=START, tokenizer=TOKENIZER))
-    assert ours[0] == pytest.approx(books[0], abs=1e-6) and ours[1] == pytest.approx(books[1], abs=1e-6)
-    assert list(ours[2]) == list(books[2])
-
-
 def test_defaults_leave_the_learning_rate_alone(loaders):
     model, optimizer = make_model(lr=1e-3)
     seen = []

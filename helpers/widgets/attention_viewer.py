@@ -9,8 +9,11 @@ Pure functions do the work; the widget only wires a text box and sliders to them
 - ``plot_attention_heads(stages, tokens)``  every head's softmax weights of one layer
 - ``attention_viewer(model, tokenizer)``    the interactive version
 
-The matrices come from the model's own forward pass (``helpers.attention.recording_attention``),
-so the viewer shows exactly what the model computes, not a re-implementation.
+The matrices come from the model's own forward pass (``recording_attention``): forward hooks,
+nothing switched on inside the attention classes. The weights before and after dropout are
+what the module's ``dropout`` layer received and returned; the scores, scaled and masked
+stages are recomputed from the module's own query and key projections of the same input,
+so the viewer shows what the model computes.
 
     >>> stages = attention_stages(gpt, tokenizer.encode("Your journey starts"))
     >>> stages[0]["weights"].shape          # layer 0: (num_heads, num_tokens, num_tokens)
@@ -28,7 +31,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..attention import STAGES, attention_modules, recording_attention
+from ..attention import STAGES
+from ..fused_attention import fused_attention
 from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, _font_has_glyphs, encode
 
 SCORE_CMAP = "RdBu_r"  # scores can be negative: diverging, white at 0
@@ -65,6 +69,65 @@ def _mode(model: nn.Module, train: bool, seed: int):
         model.train(was_training)
 
 
+# What an attention module needs for its stages to be recorded: the book's attribute names.
+_ATTENTION_PARTS = ("W_query", "W_key", "W_value", "mask", "dropout")
+
+
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    """Every attention module inside ``model`` (itself included), in ``model.modules()`` order
+    (for a GPT: layer 0, 1, ...): those with query/key/value projections, a mask and dropout."""
+    return [m for m in model.modules() if all(hasattr(m, part) for part in _ATTENTION_PARTS)]
+
+
+def _stages_before_softmax(module: nn.Module, x: torch.Tensor) -> dict:
+    """Scores, scaled and masked scores, recomputed from ``module``'s projections of ``x``."""
+    queries, keys = module.W_query(x), module.W_key(x)
+    if hasattr(module, "num_heads"):  # (b, n, d_out) -> (b, num_heads, n, head_dim)
+        b, n, _ = x.shape
+        queries = queries.view(b, n, module.num_heads, -1).transpose(1, 2)
+        keys = keys.view(b, n, module.num_heads, -1).transpose(1, 2)
+    scores = queries @ keys.transpose(-2, -1)
+    scaled = scores / keys.shape[-1] ** 0.5
+    n = x.shape[1]
+    masked = scaled.masked_fill(module.mask.bool()[:n, :n], -torch.inf)
+    return {"scores": scores, "scaled": scaled, "masked": masked}
+
+
+@contextmanager
+def recording_attention(model: nn.Module):
+    """Within the block, every forward of an attention module in ``model`` is recorded.
+
+    Yields a dict, filled in forward order: module -> its stages (``STAGES``, detached) from
+    the last forward. Hooks only: the modules' code and settings stay as they are; modules
+    switched to the fused kernel (``helpers.fused_attention``) compute explicitly inside.
+
+        with recording_attention(gpt) as recorded:
+            gpt(token_ids)
+        weights = list(recorded.values())[0]["weights"]   # layer 0: (b, num_heads, n, n)
+    """
+    recorded: dict[nn.Module, dict] = {}
+    handles = []
+    for module in attention_modules(model):
+
+        def on_dropout(dropout, args, output, module=module):
+            recorded[module] = {"weights": args[0].detach(), "dropped": output.detach()}
+
+        def on_attention(module, args, output):
+            with torch.no_grad():
+                stages = _stages_before_softmax(module, args[0])
+            recorded[module] = {**stages, **recorded.pop(module, {})}
+
+        handles.append(module.dropout.register_forward_hook(on_dropout))
+        handles.append(module.register_forward_hook(on_attention))
+    restore_fused = fused_attention(model, enabled=False)
+    try:
+        yield recorded
+    finally:
+        restore_fused()
+        for handle in handles:
+            handle.remove()
+
+
 def _per_head(t: torch.Tensor) -> torch.Tensor:
     """First sequence of a recorded stage, as (num_heads, n, n): one head for CausalAttention."""
     t = t[0]
@@ -93,18 +156,18 @@ def attention_stages(
     x = _as_batch(inputs)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     names = {module: name for name, module in model.named_modules()}
-    with _mode(model, train, seed), torch.no_grad(), recording_attention(model) as modules:
+    with _mode(model, train, seed), torch.no_grad(), recording_attention(model) as recorded:
         (forward or model)(x.to(device))
-    recorded = [m for m in modules if m.stages is not None]  # skip any the forward missed
     return [
         {
             "layer": index,
             "name": names[m] or type(m).__name__,
-            "dropout_p": float(getattr(getattr(m, "dropout", None), "p", 0.0)),
+            "dropout_p": float(m.dropout.p),
             "train": train,
-            **{stage: _per_head(m.stages[stage]) for stage in STAGES},
+            **{stage: _per_head(stages[stage]) for stage in STAGES},
         }
-        for index, m in enumerate(recorded)
+        for index, (m, stages) in enumerate(recorded.items())
+        if set(STAGES) <= set(stages)  # skip a module whose forward stopped half-way
     ]
 
 
@@ -113,7 +176,7 @@ def context_length(model: nn.Module) -> int:
     pos_emb = getattr(model, "pos_emb", None)
     if isinstance(pos_emb, nn.Embedding):
         return pos_emb.weight.shape[0]
-    masks = [m.mask.shape[0] for m in attention_modules(model) if hasattr(m, "mask")]
+    masks = [m.mask.shape[0] for m in attention_modules(model)]
     if not masks:
         raise ValueError("context_length: the model has no pos_emb and no attention mask.")
     return min(masks)
