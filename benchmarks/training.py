@@ -44,10 +44,10 @@ from benchmarks.common import (  # noqa: E402
     pick_device,
 )
 from helpers.model import GPT_CONFIG_124M, GPTModel, flops_per_token  # noqa: E402
-from helpers.train import (  # noqa: E402
+from helpers.train import calc_loss_batch  # noqa: E402
+from helpers.train_options import (  # noqa: E402
     TrainingLoss,
     TrainingOptions,
-    calc_loss_batch,
     make_optimizer,
     prepare_model,
 )

@@ -29,8 +29,11 @@ import shutil
 import time
 from pathlib import Path
 
+
 import torch
 from safetensors.torch import load_file, save_file
+
+from .atomic import fsync
 from torch import nn
 
 FORMAT = "llm-from-scratch checkpoint"
@@ -189,21 +192,6 @@ def _unflatten_optimizer(
 # ---------------------------------------------------------------------------------------------
 
 
-def _fsync(path: Path) -> None:
-    """Force a file (or folder entry) to disk, so a power cut cannot reorder it after a rename."""
-    flags = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if path.is_dir() else os.O_RDONLY
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # Windows cannot open folders; its renames are durable enough
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_json(path: Path, data: dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
@@ -214,7 +202,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     save_file({name: t.cpu() for name, t in tensors.items()}, str(path))
-    _fsync(path)
+    fsync(path)
 
 
 def _replace_folder(new: Path, final: Path) -> None:
@@ -235,7 +223,7 @@ def _replace_folder(new: Path, final: Path) -> None:
         if old.exists() and not final.exists():
             os.replace(old, final)  # put the previous checkpoint back
         raise
-    _fsync(final.parent)
+    fsync(final.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -255,8 +243,8 @@ def save_checkpoint(
 
     ``config``: the model's config dict, so ``load_model_from_checkpoint`` can rebuild it
     (read off the model when it is a ``GPTModel``). ``training``: JSON-able progress (losses,
-    position in the epoch; ``train_model_simple`` fills it). ``rng_states``: named generator
-    states (see ``capture_rng_states``). ``extra``: anything else JSON-able, e.g. the data used.
+    position in the epoch; ``helpers.training_run.train_model`` fills it). ``rng_states``:
+    named generator states (see ``capture_rng_states``). ``extra``: anything else JSON-able, e.g. the data used.
     """
     final = Path(path)
     if final.exists() and not final.is_dir():
@@ -291,7 +279,7 @@ def save_checkpoint(
             metadata["files"].append(RNG_FILE)
         # written last: a folder with checkpoint.json in it is complete
         _write_json(temporary / METADATA_FILE, metadata)
-        _fsync(temporary)
+        fsync(temporary)
         _replace_folder(temporary, final)
     except BaseException:  # also KeyboardInterrupt: never leave a half-written folder behind
         shutil.rmtree(temporary, ignore_errors=True)

@@ -16,6 +16,19 @@ The steps, in the order the notebook takes them::
 Why the last token: under the causal mask it is the only position that has attended to
 every token of the message, so its output vector is the one that can summarise all of it.
 
+Padding: a batch needs equal lengths, so every message is padded with ``<|endoftext|>`` (or
+cut) to one length: ``SpamDataset``'s ``max_length``, by default the longest encoded message
+(120 tokens in the book's training split). ``context_length``, if given, caps it, so no item
+is longer than the model can read. Validation, test and ``classify_review`` use the training
+set's length (``train_dataset.max_length``), so the model sees messages as it saw them in
+training, where the last token, the one that decides, was most often a pad token. A message
+longer than the model's context is cut rather than crashing the model.
+
+Why freeze most of the model: the book found that training the last transformer block, the
+final LayerNorm and the new head is enough. The lower layers hold general language skills
+worth keeping, and training fewer weights is faster. ``freeze_for_classification`` also
+offers ``"head"`` (only ``out_head``) and ``"all"`` (everything: the slowest and largest).
+
 Usage::
 
     tokenizer = gpt2_tokenizer()
@@ -32,16 +45,13 @@ Usage::
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .data import fetch
-from .train import TrainingUpdate, _eval_mode, _interrupts_deferred, _plot_curves
+from .runtime import eval_mode
+from .train import check_loaders, plot_curves
 
 SPAM_FILE = "SMSSpamCollection"
 LABEL_IDS = {"ham": 0, "spam": 1}
@@ -102,7 +112,7 @@ def prepare_spam_splits(seed: int = 123):
     return splits
 
 
-def _encode(text: str, tokenizer) -> list[int]:
+def encode_message(text: str, tokenizer) -> list[int]:
     """Token ids of ``text``; ``<|endoftext|>`` typed in a message is the token, not an error."""
     try:
         return list(tokenizer.encode(text, allowed_special={"<|endoftext|>"}))
@@ -116,54 +126,52 @@ def pad_or_truncate(ids: list[int], length: int, pad_token_id: int = PAD_TOKEN_I
     return ids + [pad_token_id] * (length - len(ids))
 
 
-class SpamDataset(Dataset):
-    """Messages as equal-length token ids, and their labels: items ``(ids, label)``.
+def read_messages(csv_file):
+    """``csv_file`` as a DataFrame: the DataFrame itself, or read from a CSV path (or open file).
 
-    ``data``: a DataFrame with ``Text`` and ``Label`` (0/1, or "ham"/"spam"), or the path of
-    a CSV file holding one. ``max_length``: the length of every item; ``None`` takes the
-    longest encoded message (120 tokens in the book's training split). Longer messages are
-    cut, shorter ones padded with ``pad_token_id``. ``context_length``, if given, caps
-    ``max_length``, so no item is longer than the model can read: for validation and test
-    pass ``max_length=train_dataset.max_length`` and the model's ``context_length``.
+    An empty message reads back from a CSV file as NaN; its ``Text`` becomes "" (an empty
+    message is still a message). Returns a copy; the caller's DataFrame is left as it is.
     """
+    import pandas as pd
+
+    df = csv_file if isinstance(csv_file, pd.DataFrame) else pd.read_csv(csv_file)
+    return df.assign(Text=df["Text"].fillna("").astype(str))
+
+
+def common_length(encoded_texts, max_length: int | None, context_length: int | None) -> int:
+    """The length of every item: ``max_length``, or the longest of ``encoded_texts`` if
+    ``None``; at most ``context_length`` (the most the model reads) if given; at least 1."""
+    longest = max((len(ids) for ids in encoded_texts), default=0)
+    length = longest if max_length is None else max_length
+    if context_length is not None:
+        length = min(length, context_length)
+    if length < 1:
+        raise ValueError(f"max_length must be at least 1 token, got {length}.")
+    return length
+
+
+class SpamDataset(Dataset):
+    """Messages as token ids padded (or cut) to one length, and their labels 0 (ham) / 1 (spam).
+    ``csv_file``: the path of a CSV with ``Label`` and ``Text`` columns, or such a DataFrame."""
 
     def __init__(
-        self,
-        data,
-        tokenizer,
-        max_length: int | None = None,
-        pad_token_id: int = PAD_TOKEN_ID,
-        context_length: int | None = None,
+        self, csv_file, tokenizer, max_length=None, pad_token_id=PAD_TOKEN_ID, context_length=None
     ):
-        import pandas as pd
-
-        df = pd.read_csv(data) if isinstance(data, (str, Path)) else data
-        self.data = df
-        self.pad_token_id = pad_token_id
-        # an empty message comes back from a CSV file as NaN: it is still an (empty) message
-        texts = df["Text"].fillna("").astype(str)
-        self.encoded_texts = [_encode(text, tokenizer) for text in texts]
-        self.longest_length = max((len(ids) for ids in self.encoded_texts), default=0)
-        length = self.longest_length if max_length is None else max_length
-        if context_length is not None:
-            length = min(length, context_length)
-        if length < 1:
-            raise ValueError(f"max_length must be at least 1 token, got {length}.")
-        self.max_length = length
-        self.labels = [_label_id(label) for label in df["Label"]]
-        # padded once here rather than in __getitem__: the data is small, epochs are many
+        self.data = read_messages(csv_file)
+        self.encoded_texts = [encode_message(text, tokenizer) for text in self.data["Text"]]
+        # the longest message unless told otherwise; validation and test pass the training length
+        self.max_length = common_length(self.encoded_texts, max_length, context_length)
         self.encoded_texts = [
-            pad_or_truncate(ids, length, pad_token_id) for ids in self.encoded_texts
+            pad_or_truncate(ids, self.max_length, pad_token_id) for ids in self.encoded_texts
         ]
+        self.labels = [_label_id(label) for label in self.data["Label"]]
 
-    def __len__(self) -> int:
+    def __getitem__(self, index):
+        encoded, label = self.encoded_texts[index], self.labels[index]
+        return torch.tensor(encoded, dtype=torch.long), torch.tensor(label, dtype=torch.long)
+
+    def __len__(self):
         return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return (
-            torch.tensor(self.encoded_texts[index], dtype=torch.long),
-            torch.tensor(self.labels[index], dtype=torch.long),
-        )
 
 
 def _label_id(label) -> int:
@@ -207,15 +215,11 @@ def spam_dataloaders(
 
 
 def add_classification_head(model: nn.Module, num_classes: int = 2) -> nn.Module:
-    """Replace ``model.out_head`` (emb_dim -> vocab) by a new ``Linear(emb_dim, num_classes)``.
-
-    Its weights are random: call ``torch.manual_seed`` first for repeatable ones. It lands on
-    the device and dtype of the head it replaces. Returns ``model`` (changed in place).
-    """
+    """Replace ``model.out_head`` (emb_dim -> vocab) by a new, random ``Linear(emb_dim,
+    num_classes)``; ``torch.manual_seed`` first for repeatable weights. Returns ``model``."""
     old = model.out_head
-    model.out_head = nn.Linear(old.in_features, num_classes).to(
-        device=old.weight.device, dtype=old.weight.dtype
-    )
+    model.out_head = nn.Linear(old.in_features, num_classes)
+    model.out_head.to(device=old.weight.device, dtype=old.weight.dtype)  # where the model is
     return model
 
 
@@ -227,23 +231,15 @@ FREEZE_MODES = {
 
 
 def freeze_for_classification(model: nn.Module, train: str = "last_block") -> int:
-    """Choose what fine-tuning may change; return the number of trainable parameters.
-
-    ``"last_block"``: the last transformer block, the final LayerNorm and the new head learn,
-    everything else is frozen (``requires_grad=False``). The book found this enough: the
-    lower layers hold general language skills worth keeping, and training fewer weights is
-    faster. ``"head"``: only ``out_head``. ``"all"``: everything, the slowest and largest.
-    """
+    """Freeze all but the last transformer block, the final norm and the head (the book's
+    choice; ``train``: one of ``FREEZE_MODES``); return the number of trainable parameters."""
     if train not in FREEZE_MODES:
         raise ValueError(f"train must be one of {sorted(FREEZE_MODES)}, got {train!r}.")
-    for param in model.parameters():
-        param.requires_grad = train == "all"
-    trainable = {"all": [], "head": [model.out_head]}.get(
-        train, [model.trf_blocks[-1], model.final_norm, model.out_head]
-    )
-    for module in trainable:
-        for param in module.parameters():
-            param.requires_grad = True
+    model.requires_grad_(train == "all")  # everything frozen, unless training it all
+    if train == "last_block":
+        model.trf_blocks[-1].requires_grad_(True)
+        model.final_norm.requires_grad_(True)
+    model.out_head.requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -300,7 +296,7 @@ def _predictions(data_loader, model: nn.Module, device, num_batches: int | None)
     """(predicted, true) class ids over the first ``num_batches`` batches, in eval mode."""
     n = _batches_to_use(data_loader, num_batches)
     predicted, true = [], []
-    with _eval_mode(model):  # no dropout, no gradients; the previous mode afterwards
+    with eval_mode(model):  # no dropout, no gradients; the previous mode afterwards
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= n:
                 break
@@ -324,7 +320,7 @@ def calc_accuracy_loader(
 
 def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int):
     """(train loss, validation loss), each over the first ``eval_iter`` batches, in eval mode."""
-    with _eval_mode(model):
+    with eval_mode(model):
         train_loss = calc_loss_loader_classifier(train_loader, model, device, eval_iter)
         val_loss = calc_loss_loader_classifier(val_loader, model, device, eval_iter)
     return train_loss, val_loss
@@ -335,17 +331,6 @@ def evaluate_classifier(model, train_loader, val_loader, device, eval_iter: int)
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClassifierUpdate(TrainingUpdate):
-    """A ``TrainingUpdate`` (so ``TrainingDashboard`` can draw it) plus what classification
-    adds: examples seen and the accuracies after each epoch. ``sample`` holds the accuracy
-    line of the latest epoch; ``tokens_seen`` counts padding too, since the model reads it."""
-
-    examples_seen: int = 0
-    train_accs: tuple = ()
-    val_accs: tuple = ()
-
-
 def accuracy_line(train_accuracy: float, val_accuracy: float) -> str:
     """The book's per-epoch line: ``Training accuracy: 95.00% | Validation accuracy: 92.50%``."""
     return (
@@ -354,166 +339,37 @@ def accuracy_line(train_accuracy: float, val_accuracy: float) -> str:
     )
 
 
-@dataclass
-class _Record:
-    """What a training run has counted and measured so far."""
-
-    num_epochs: int
-    steps_per_epoch: int
-    step: int = -1  # the last finished optimizer step, as printed: "Step 000000" is the first
-    epoch: int = 0  # counted from 0
-    examples_seen: int = 0
-    tokens_seen: int = 0
-    train_losses: list = field(default_factory=list)
-    val_losses: list = field(default_factory=list)
-    track_tokens_seen: list = field(default_factory=list)
-    eval_steps: list = field(default_factory=list)
-    train_accs: list = field(default_factory=list)
-    val_accs: list = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def append(self, **values) -> None:
-        """Append to several lists at once, so an interrupt cannot leave them uneven."""
-        with _interrupts_deferred():
-            for name, value in values.items():
-                getattr(self, name).append(value)
-
-    def update(self, event: str, learning_rate: float, sample: str | None) -> ClassifierUpdate:
-        elapsed = time.perf_counter() - self.started
-        return ClassifierUpdate(
-            event=event,
-            step=self.step,
-            epoch=min(self.epoch + 1, self.num_epochs),
-            num_epochs=self.num_epochs,
-            steps_per_epoch=self.steps_per_epoch,
-            tokens_seen=self.tokens_seen,
-            train_losses=list(self.train_losses),
-            val_losses=list(self.val_losses),
-            track_tokens_seen=list(self.track_tokens_seen),
-            eval_steps=list(self.eval_steps),
-            sample=sample,
-            start_context="",
-            # averaged over the whole run: evaluations are part of what a step costs here
-            tokens_per_second=self.tokens_seen / elapsed if self.tokens_seen else None,
-            learning_rate=learning_rate,
-            elapsed_seconds=elapsed,
-            examples_seen=self.examples_seen,
-            train_accs=tuple(self.train_accs),
-            val_accs=tuple(self.val_accs),
-        )
-
-
 def train_classifier_simple(
-    model,
-    train_loader,
-    val_loader,
-    optimizer,
-    device,
-    num_epochs: int,
-    eval_freq: int,
-    eval_iter: int,
-    *,
-    callback=None,
-    progress: bool = True,
+    model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter
 ):
-    """Fine-tune ``model`` as a classifier; return
-    ``(train_losses, val_losses, train_accs, val_accs, examples_seen)``.
-
-    The book's loop: one optimizer step per batch; every ``eval_freq`` steps, print both
-    losses over ``eval_iter`` batches ("Ep 1 (Step 000000): Train loss ..., Val loss ...");
-    after each epoch, print the accuracies over ``eval_iter`` batches. ``progress``: a
-    progress bar over the steps. ``callback``: called with a ``ClassifierUpdate`` after each
-    evaluation ("evaluation"), each epoch ("epoch_end") and once at the end ("finished" or
-    "interrupted"), e.g. a ``TrainingDashboard``. Interrupting (Ctrl-C, Jupyter's stop
-    button) ends training early and returns what was recorded so far; the model keeps the
-    weights of the last completed step.
-    """
-    if eval_freq < 1:
-        raise ValueError(f"eval_freq must be at least 1 step, got {eval_freq}.")
-    for name, loader in (("training", train_loader), ("validation", val_loader)):
-        if len(loader) == 0:
-            raise ValueError(f"The {name} loader has no batches.")
-    rec = _Record(num_epochs, len(train_loader))
-    log = _Log(len(train_loader) * num_epochs, progress)
-
-    def notify(event: str, sample: str | None = None) -> None:
-        if callback is not None:
-            callback(rec.update(event, optimizer.param_groups[0]["lr"], sample))
-
-    try:
-        for epoch in range(num_epochs):
-            rec.epoch = epoch
-            model.train()
-            for input_batch, target_batch in train_loader:
-                optimizer.zero_grad()
-                loss = calc_loss_batch_classifier(input_batch, target_batch, model, device)
-                loss.backward()
-                with _interrupts_deferred():  # the update and its counters, or neither
-                    optimizer.step()
-                    rec.examples_seen += input_batch.shape[0]
-                    rec.tokens_seen += input_batch.numel()
-                    rec.step += 1
-                log.step(loss.item())
-                if rec.step % eval_freq == 0:
-                    train_loss, val_loss = evaluate_classifier(
-                        model, train_loader, val_loader, device, eval_iter
-                    )
-                    rec.append(
-                        train_losses=train_loss,
-                        val_losses=val_loss,
-                        track_tokens_seen=rec.tokens_seen,
-                        eval_steps=rec.step,
-                    )
-                    log.write(
-                        f"Ep {rec.epoch + 1} (Step {rec.step:06d}): "
-                        f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}"
-                    )
-                    notify("evaluation")
-            train_acc = calc_accuracy_loader(train_loader, model, device, eval_iter)
-            val_acc = calc_accuracy_loader(val_loader, model, device, eval_iter)
-            rec.append(train_accs=train_acc, val_accs=val_acc)
-            log.write(accuracy_line(train_acc, val_acc))
-            notify("epoch_end", accuracy_line(train_acc, val_acc))
-    except KeyboardInterrupt:
-        log.write(
-            f"Training interrupted after step {rec.step} (epoch {rec.epoch + 1}, "
-            f"{rec.examples_seen:,} examples seen); the model keeps the weights trained so far."
-        )
-        try:
-            notify("interrupted")
-        except KeyboardInterrupt:  # a second press during the callback: stopping anyway
-            pass
-    else:
-        notify("finished")
-    finally:
-        log.close()
-    return rec.train_losses, rec.val_losses, rec.train_accs, rec.val_accs, rec.examples_seen
-
-
-class _Log:
-    """Printed lines, above a progress bar when there is one (as ``train_model_simple`` does)."""
-
-    def __init__(self, total_steps: int, progress: bool):
-        self.bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total_steps, desc="Training", unit="step", dynamic_ncols=True)
-
-    def step(self, loss: float) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix_str(f"loss {loss:.3f}", refresh=False)
-
-    def write(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            print(line)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    """The book's loop, as in pretraining, with class labels for targets; after each epoch
+    it measures the accuracy. Returns losses, accuracies and the examples seen."""
+    check_loaders(train_loader, val_loader, eval_freq)
+    train_losses, val_losses, train_accs, val_accs = [], [], [], []
+    examples_seen, global_step = 0, -1
+    for epoch in range(num_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch_classifier(input_batch, target_batch, model, device)
+            loss.backward()
+            optimizer.step()
+            examples_seen += input_batch.shape[0]  # messages, not tokens
+            global_step += 1
+            if global_step % eval_freq == 0:
+                train_loss, val_loss = evaluate_classifier(
+                    model, train_loader, val_loader, device, eval_iter
+                )
+                train_losses.append(train_loss)
+                val_losses.append(val_loss)
+                print(f"Ep {epoch + 1} (Step {global_step:06d}): "
+                      f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+        train_accuracy = calc_accuracy_loader(train_loader, model, device, eval_iter)
+        val_accuracy = calc_accuracy_loader(val_loader, model, device, eval_iter)
+        print(accuracy_line(train_accuracy, val_accuracy))
+        train_accs.append(train_accuracy)
+        val_accs.append(val_accuracy)
+    return train_losses, val_losses, train_accs, val_accs, examples_seen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,6 +382,13 @@ def model_context_length(model: nn.Module) -> int:
     return model.pos_emb.weight.shape[0]
 
 
+def input_length(model: nn.Module, max_length: int | None = None) -> int:
+    """How many tokens a message is padded or cut to: ``max_length`` (default: the model's
+    context length), never more than the model's context length."""
+    context = model_context_length(model)
+    return context if max_length is None else min(max_length, context)
+
+
 def message_ids(
     text: str,
     tokenizer,
@@ -533,22 +396,10 @@ def message_ids(
     max_length: int | None = None,
     pad_token_id: int = PAD_TOKEN_ID,
 ) -> list[int]:
-    """``text`` as the model reads it: cut to min(max_length, context length), then padded.
-
-    ``max_length`` defaults to the model's context length. Pass the training set's length
-    (``train_dataset.max_length``) to present messages exactly as in training, where the
-    last token, the one that decides, was most often a pad token.
-    """
-    context = model_context_length(model)
-    length = context if max_length is None else min(max_length, context)
-    return pad_or_truncate(_encode(text, tokenizer), length, pad_token_id)
-
-
-def _class_probabilities(text, model, tokenizer, device, max_length, pad_token_id) -> torch.Tensor:
-    ids = message_ids(text, tokenizer, model, max_length, pad_token_id)
-    with _eval_mode(model):
-        logits = last_token_logits(model, torch.tensor([ids], device=device))
-    return torch.softmax(logits[0].float(), dim=-1).cpu()
+    """``text`` as the model reads it: cut, then padded to ``input_length(model, max_length)``.
+    Pass ``max_length=train_dataset.max_length`` to present it exactly as in training."""
+    length = input_length(model, max_length)
+    return pad_or_truncate(encode_message(text, tokenizer), length, pad_token_id)
 
 
 def spam_probability(
@@ -560,24 +411,20 @@ def spam_probability(
     pad_token_id: int = PAD_TOKEN_ID,
 ) -> float:
     """P(spam) for one message: softmax of the last token's logits, class 1."""
-    return float(_class_probabilities(text, model, tokenizer, device, max_length, pad_token_id)[1])
+    ids = message_ids(text, tokenizer, model, max_length, pad_token_id)
+    with eval_mode(model):
+        logits = last_token_logits(model, torch.tensor([ids], device=device))
+    return float(torch.softmax(logits[0].float(), dim=-1)[1])
 
 
-def classify_review(
-    text: str,
-    model: nn.Module,
-    tokenizer,
-    device,
-    max_length: int | None = None,
-    pad_token_id: int = PAD_TOKEN_ID,
-) -> str:
-    """"spam" or "not spam": the class with the larger last-token logit.
-
-    The book's name (its classifier started on movie reviews). A message longer than the
-    model's context is cut rather than crashing the model; see ``message_ids``.
-    """
-    probs = _class_probabilities(text, model, tokenizer, device, max_length, pad_token_id)
-    return CLASS_NAMES[int(probs.argmax())]
+def classify_review(text, model, tokenizer, device, max_length=None, pad_token_id=PAD_TOKEN_ID):
+    """The verdict on one message, "spam" or "not spam" (the book's name: its classifier once
+    read movie reviews). ``max_length``: pad as in training, ``train_dataset.max_length``."""
+    ids = encode_message(text, tokenizer)
+    ids = pad_or_truncate(ids, input_length(model, max_length), pad_token_id)  # cut to fit too
+    with eval_mode(model):  # no dropout, no gradients
+        logits = model(torch.tensor([ids], device=device))[:, -1, :]  # the last token's logits
+    return CLASS_NAMES[logits.argmax(dim=-1).item()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,7 +476,7 @@ def plot_values(epochs_seen, examples_seen, train_values, val_values, label: str
     ``Figure``.
     """
     what = label.capitalize()
-    fig = _plot_curves(epochs_seen, examples_seen, train_values, val_values, what, log=False)
+    fig = plot_curves(epochs_seen, examples_seen, train_values, val_values, what, log=False)
     main, top = fig.axes
     top.set_xlabel("Examples seen")  # the shared plot names its top axis for tokens
     main.legend(loc="best")  # rising accuracies would run into an upper-right legend

@@ -19,12 +19,13 @@ import hashlib
 import io
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .atomic import write_bytes_atomically
 
 MIRROR_ENV = "LLM_DATA_MIRROR"
 CACHE_ENV = "LLM_DATA_DIR"
@@ -237,15 +238,7 @@ def _download(entry: DataFile, target: Path, *, quiet: bool) -> None:
             f"expected {entry.size:,}). The file may have changed upstream or the download was "
             f"cut short; try again, or provide a verified copy through {MIRROR_ENV}."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp_name, target)  # atomic: the final name only ever holds a verified file
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(target, payload)  # the final name only ever holds a verified file
 
 
 def status(name: str) -> str:

@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from .decoding_kernels import SplitLinear, decoding_kernels
 from .kv_cache import NextTokenLogits, supports_kv_cache
+from .runtime import eval_mode
 
 __all__ = [
     "generate",
@@ -235,20 +235,6 @@ def sample_next_token(logits: torch.Tensor, temperature=0.0, top_k=None, top_p=N
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _evaluating(model: nn.Module):
-    """``model.eval()`` and no gradients for the block; afterwards every submodule gets its
-    own previous mode back (some may have been in eval mode on purpose, e.g. frozen parts)."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 def _check_prompt(idx: torch.Tensor, context_size: int, max_new_tokens: int = 0) -> torch.Tensor:
     """Validate a (batch, n) prompt; crop it to the context with a notice if it is too long."""
     if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
@@ -295,7 +281,7 @@ def next_token_logits(model: nn.Module, idx, context_size: int) -> torch.Tensor:
     """
     idx = _check_prompt(_as_batch_of_one(idx), context_size)
     device = next((p.device for p in model.parameters()), idx.device)
-    with _evaluating(model):
+    with eval_mode(model):
         return model(idx.to(device))[0, -1, :].float().cpu()
 
 
@@ -331,7 +317,7 @@ def generate(
     temperature = check_sampling_settings(temperature, top_k, top_p)
     idx = _check_prompt(idx, context_size, max_new_tokens)
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-    with _evaluating(model), NextTokenLogits(model, context_size, use_cache) as next_logits:
+    with eval_mode(model), NextTokenLogits(model, context_size, use_cache) as next_logits:
         for _ in range(max_new_tokens):
             logits = next_logits(idx)  # (batch, vocab): the scores for the next token
             idx_next = sample_next_token(logits, temperature, top_k, top_p).to(idx.device)

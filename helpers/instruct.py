@@ -12,7 +12,18 @@ The book's chapter 7, step by step::
     rouge_l, reference_perplexity, score_responses  offline scores, no server needed
     judge_responses(entries)           the book's LLM-as-judge, via a local Ollama server
 
-Training reuses ``helpers.train.train_model_simple``: the loaders here yield the same
+Batches (``custom_collate_fn``, the book's rule): each sequence gets one ``pad_token_id`` (the
+end-of-text token) and is padded with it to the longest in the batch plus one; inputs drop
+the last position, targets the first. In the targets every padding token after the first
+becomes ``ignore_index``: the model learns to end its answer, but not to predict padding.
+Both are then cut to ``allowed_max_length`` tokens if given. With ``mask_prompt=True`` each
+item is ``(ids, prompt_length)`` (``InstructionDataset(..., mask_prompt=True)``) and the
+targets that predict prompt tokens become ``ignore_index`` too, so only the response (and
+its end) is learnt. Unlike the book's, the padding is found by position, not by value, so
+an end token inside a text is still learnt.
+
+Training reuses pretraining's loop (``helpers.training_run.train_model``, the book's
+``train_model_simple`` with checkpoints and a dashboard): the loaders here yield the same
 (inputs, targets) batches as pretraining, and ``cross_entropy`` skips targets of -100.
 
 Usage::
@@ -28,9 +39,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,8 +51,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .atomic import write_json_atomically
 from .data import fetch
 from .generate import generate, generated_tokens
+from .runtime import eval_mode
 
 __all__ = [
     "PAD_TOKEN_ID",
@@ -224,6 +235,19 @@ class InstructionDataset(Dataset):
         return len(self.data)
 
 
+def collate_items(batch, mask_prompt: bool) -> tuple[list[list[int]], list[int | None]]:
+    """(token-id lists, prompt lengths) of a batch: items are ``(ids, prompt_length)`` with
+    ``mask_prompt``, plain ids without (their prompt lengths ``None``)."""
+    if not mask_prompt:
+        return [list(item) for item in batch], [None] * len(batch)
+    if not all(isinstance(item, tuple) and len(item) == 2 for item in batch):
+        raise ValueError(
+            "mask_prompt=True needs items of (token_ids, prompt_length); build the dataset "
+            "with InstructionDataset(..., mask_prompt=True)."
+        )
+    return [list(ids) for ids, _ in batch], [prompt_length for _, prompt_length in batch]
+
+
 def custom_collate_fn(
     batch,
     pad_token_id: int = PAD_TOKEN_ID,
@@ -232,34 +256,18 @@ def custom_collate_fn(
     device="cpu",
     mask_prompt: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A list of token-id lists -> (inputs, targets), the book's rule.
-
-    Each sequence gets one ``pad_token_id`` (the end-of-text token) and is padded with it to
-    the longest in the batch plus one; inputs drop the last position, targets the first. In
-    the targets every padding token after the first becomes ``ignore_index``: the model
-    learns to end its answer, but not to predict padding. Both are then cut to
-    ``allowed_max_length`` tokens if given.
-
-    ``mask_prompt=True``: each item is ``(ids, prompt_length)`` and the targets that predict
-    prompt tokens become ``ignore_index`` too, so only the response (and its end) is learnt.
-    """
-    if mask_prompt and not all(isinstance(item, tuple) and len(item) == 2 for item in batch):
-        raise ValueError(
-            "mask_prompt=True needs items of (token_ids, prompt_length); build the dataset "
-            "with InstructionDataset(..., mask_prompt=True)."
-        )
-    sequences = [list(item[0]) if mask_prompt else list(item) for item in batch]
-    batch_max_length = max(len(seq) + 1 for seq in sequences)
+    """Token-id lists -> (inputs, targets): padded with end tokens, targets shifted by one,
+    ``ignore_index`` where the loss must not look (the module docstring has the rule)."""
+    sequences, prompt_lengths = collate_items(batch, mask_prompt)
+    batch_max_length = max(len(seq) + 1 for seq in sequences)  # room for one end token
     inputs_lst, targets_lst = [], []
-    for i, seq in enumerate(sequences):
+    for seq, prompt_length in zip(sequences, prompt_lengths):
         padded = seq + [pad_token_id] * (batch_max_length - len(seq))
         inputs = torch.tensor(padded[:-1])
         targets = torch.tensor(padded[1:])
-        # keep the first end token as a target (at len(seq) - 1), ignore the padding after it
-        targets[len(seq):] = ignore_index
-        if mask_prompt:
-            # targets[j] is token j + 1: the ones before the first response token are prompt
-            targets[: max(batch[i][1] - 1, 0)] = ignore_index
+        targets[len(seq) :] = ignore_index  # learn the first end token, not the padding
+        if mask_prompt:  # targets[j] is token j + 1: those before the response are prompt
+            targets[: max(prompt_length - 1, 0)] = ignore_index
         if allowed_max_length is not None:
             inputs, targets = inputs[:allowed_max_length], targets[:allowed_max_length]
         inputs_lst.append(inputs)
@@ -377,17 +385,7 @@ def generate_responses(model, tokenizer, entries, progress: bool = False, **kwar
 def save_responses(entries, path) -> Path:
     """Write entries as indented JSON; atomically, so an interrupted run never leaves half a
     file where a previous, complete one was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entries, f, indent=4)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomically(path, entries, indent=4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,18 +446,13 @@ def reference_perplexity(
         custom_collate_fn, allowed_max_length=context_size, device=device, mask_prompt=True
     )
     total_loss, total_tokens = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for inputs, targets in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
-                logits = model(inputs)
-                total_loss += nn.functional.cross_entropy(
-                    logits.flatten(0, 1).float(), targets.flatten(), reduction="sum"
-                ).item()
-                total_tokens += int((targets != IGNORE_INDEX).sum())
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        for inputs, targets in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+            logits = model(inputs)
+            total_loss += nn.functional.cross_entropy(
+                logits.flatten(0, 1).float(), targets.flatten(), reduction="sum"
+            ).item()
+            total_tokens += int((targets != IGNORE_INDEX).sum())
     if total_tokens == 0:
         raise ValueError("No response tokens to score: empty entries, or all cut by the context.")
     return math.exp(total_loss / total_tokens)

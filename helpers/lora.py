@@ -7,13 +7,26 @@ frozen layer's output::
     y = x·W + scaling · x·A·B,        scaling = alpha / r
 
 B starts at zero, so right after ``replace_linear_with_lora`` the model computes exactly what
-it did before; training then moves only A and B. After training the update can be folded into
-the weights (``merge_lora``), so the fine-tuned model is as fast as the original.
+it did before; training then moves only A and B. A starts random (as nn.Linear initialises
+its weight), so B gets a non-zero gradient at once. After training the update can be folded
+into the weights (``merge_lora``), so the fine-tuned model is as fast as the original.
+
+Scaling: we follow the LoRA paper (Hu et al. 2021), ``alpha / rank``, so rank 16 with alpha 16
+scales by 1, and changing the rank does not change how strongly the update counts. The book's
+appendix E code multiplies by ``alpha`` alone; with its rank 16, alpha 16 that update is 16×
+larger, which its learning rate absorbs. ``LoRALayer.scaling`` is read at every call, so an
+alpha loaded from an adapter file takes effect at once.
+
+A ``LinearWithLoRA`` also answers ``weight``, ``bias``, ``in_features`` and ``out_features``
+with its ``.linear``'s (``LinearAttributes``), because code that reads a layer's size or
+weight, such as ``helpers.checkpoint.gpt_config_of`` when a checkpoint records the model's
+config, or ``helpers.classify.add_classification_head``, must work on a wrapped model too.
 
 The pieces::
 
-    LoRALayer                  the trainable pair A, B and its scaling
+    LoRALayer                  the trainable pair A, B and its scaling alpha / rank
     LinearWithLoRA             a frozen nn.Linear plus a LoRALayer, outputs added
+    LinearAttributes           a wrapped layer's weight, bias and sizes, read through .linear
     replace_linear_with_lora   swap every nn.Linear in a model for a LinearWithLoRA
     mark_only_lora_trainable   freeze the base weights, train only A and B
     lora_parameter_count       what that costs, by formula: r · (in + out) per adapted layer
@@ -34,7 +47,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,7 +55,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .checkpoint import _fsync, mismatch_report
+from .atomic import atomic_path
+from .checkpoint import mismatch_report
 from .model import check_config
 
 FORMAT = "llm-from-scratch lora adapters"
@@ -75,77 +88,52 @@ def _check_rank_alpha(rank, alpha) -> None:
 
 
 class LoRALayer(nn.Module):
-    """The low-rank update: x (…, in_dim) -> alpha / rank · x·A·B (…, out_dim).
-
-    ``A`` (in_dim × rank) starts random, ``B`` (rank × out_dim) starts at zero, so the update
-    is zero until training moves B; A being random gives B a non-zero gradient at once.
-
-    Scaling: we follow the LoRA paper (Hu et al. 2021), ``alpha / rank``, so rank 16 with
-    alpha 16 scales by 1, and changing the rank does not change how strongly the update
-    counts. The book's appendix E code multiplies by ``alpha`` alone; with its rank 16,
-    alpha 16 that update is 16× larger, which its learning rate absorbs.
-    """
+    """The low-rank update x·A·B, scaled by alpha / rank (the module docstring says why).
+    B starts at zero, so the update is zero until training moves it."""
 
     def __init__(self, in_dim: int, out_dim: int, rank: int, alpha: float):
         super().__init__()
         _check_rank_alpha(rank, alpha)
-        self.rank = int(rank)
-        self.alpha = alpha
+        self.rank, self.alpha = int(rank), alpha
         self.A = nn.Parameter(torch.empty(in_dim, self.rank))
-        # The same initialisation nn.Linear gives its weight (uniform, Kaiming with a=√5).
-        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))  # as nn.Linear initialises its weight
         self.B = nn.Parameter(torch.zeros(self.rank, out_dim))
 
     @property
     def scaling(self) -> float:
-        """How much the update counts: alpha / rank (a property, so a new alpha takes effect)."""
         return self.alpha / self.rank
 
-    def delta_weight(self) -> torch.Tensor:
-        """The update as one (in_dim × out_dim) matrix: scaling · A·B."""
-        return self.scaling * (self.A @ self.B)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (x·A)·B, never x·(A·B): the narrow middle is what makes LoRA cheap.
+        # (x·A)·B, never x·(A·B): the narrow middle is what makes LoRA cheap
         return self.scaling * ((x @ self.A) @ self.B)
 
+
+class LinearAttributes:
+    """``weight``, ``bias``, ``in_features``, ``out_features`` of the wrapped ``self.linear``,
+    for code that reads them off a layer (see the module docstring); and in ``print(model)``
+    each adapter's rank and alpha."""
+
+    weight = property(lambda self: self.linear.weight)
+    bias = property(lambda self: self.linear.bias)
+    in_features = property(lambda self: self.linear.in_features)
+    out_features = property(lambda self: self.linear.out_features)
+
     def extra_repr(self) -> str:
-        in_dim, out_dim = self.A.shape[0], self.B.shape[1]
-        return f"in_dim={in_dim}, out_dim={out_dim}, rank={self.rank}, alpha={self.alpha}"
+        return f"rank={self.lora.rank}, alpha={self.lora.alpha}"
 
 
-class LinearWithLoRA(nn.Module):
-    """A pretrained ``nn.Linear`` (``self.linear``) plus a ``LoRALayer`` (``self.lora``).
-
-    ``forward(x) = linear(x) + lora(x)``. The LoRA layer is created on the linear layer's
-    device and dtype, so adapting a model already on the GPU keeps it there.
-    """
+class LinearWithLoRA(LinearAttributes, nn.Module):
+    """A frozen ``nn.Linear`` plus a ``LoRALayer``: ``linear(x) + lora(x)``."""
 
     def __init__(self, linear: nn.Linear, rank: int, alpha: float):
         super().__init__()
         self.linear = linear
         self.lora = LoRALayer(linear.in_features, linear.out_features, rank, alpha)
+        # on the linear layer's device and dtype: a model already on the GPU stays there
         self.lora.to(device=linear.weight.device, dtype=linear.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x) + self.lora(x)
-
-    # Code that reads a layer's weight or size (e.g. the config of a saved model) still works.
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.linear.weight
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.linear.bias
-
-    @property
-    def in_features(self) -> int:
-        return self.linear.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.linear.out_features
 
 
 def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Module:
@@ -292,7 +280,8 @@ def merged_linear(layer: LinearWithLoRA) -> nn.Linear:
         dtype=base.weight.dtype,
     )
     with torch.no_grad():
-        merged.weight.copy_(base.weight + layer.lora.delta_weight().T)
+        lora = layer.lora
+        merged.weight.copy_(base.weight + (lora.scaling * (lora.A @ lora.B)).T)
         if base.bias is not None:
             merged.bias.copy_(base.bias)
     merged.requires_grad_(base.weight.requires_grad)
@@ -355,19 +344,10 @@ def save_lora_adapters(model: nn.Module, path) -> Path:
             "The model has no LoRA layers to save; call replace_linear_with_lora(model, rank, "
             "alpha) and train it first."
         )
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.cpu().contiguous() for name, t in lora_state_dict(model).items()}
-    temporary = final.with_name(final.name + ".tmp")
-    try:
+    with atomic_path(path) as temporary:
         save_file(tensors, str(temporary), metadata={"lora": json.dumps(_adapter_info(model))})
-        _fsync(temporary)
-        os.replace(temporary, final)
-    except BaseException:  # also KeyboardInterrupt: no half-written file left behind
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync(final.parent)
-    return final
+    return Path(path)
 
 
 def read_lora_info(path) -> dict:

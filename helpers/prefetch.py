@@ -19,14 +19,13 @@ too, without copying anything.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import data
+from .atomic import atomic_path
 from .data import REGISTRY, DataError, cache_dir, mirror_dir
 from .model import gpt2_config, model_memory
 from .runtime import PROFILES, Profile, active_profile
@@ -65,15 +64,8 @@ def safetensors_problem(path: Path) -> str | None:
 
 def _copy_atomically(source: Path, target: Path) -> None:
     """Copy to a temporary name beside ``target``, then rename: never a half file under it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def _same_file(a: Path, b: Path) -> bool:

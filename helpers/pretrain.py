@@ -1,6 +1,6 @@
 """Pretraining as a command: one device, or many GPUs and machines with torchrun and DDP.
 
-The notebook's loop (``train_model_simple``) is for watching a model learn; this is for
+The notebook's loop (``helpers.training_run.train_model``) is for watching a model learn; this is for
 running a longer job: configured by flags or a JSON file, counted in optimizer steps,
 resumable, and the same script on a laptop, one GPU or many.
 
@@ -46,14 +46,16 @@ from pathlib import Path
 
 import torch
 
+from .atomic import write_json_atomically
 from .checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from .data import DataError
 from .dataset import GPTDatasetV1
 from .model import GPT_CONFIG_124M, GPTModel, check_config
-from .train import (
+from .runtime import eval_mode
+from .train import calc_loss_batch
+from .train_options import (
     TrainingLoss,
     TrainingOptions,
-    calc_loss_batch,
     make_optimizer,
     prepare_model,
     unpad_output_head,
@@ -109,7 +111,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _option_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training options (see helpers.train.TrainingOptions)")
+    group = parser.add_argument_group("training options (see helpers.train_options.TrainingOptions)")
     for name in ("sdpa", "fused_adamw", "compile"):
         group.add_argument(
             f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
@@ -416,16 +418,13 @@ class PretrainRun:
 
     def _mean_loss(self, dataset) -> float:
         """The plain model in eval mode, no DDP: no other process needs to take part."""
-        was_training = self.model.training
-        self.model.eval()
         batch = self.config.batch_size
         losses = []
-        with torch.no_grad():
+        with eval_mode(self.model):
             for start in range(0, min(len(dataset), batch * self.config.eval_iter), batch):
                 indices = range(start, min(start + batch, len(dataset)))
                 inputs, targets = stack_windows(dataset, indices)
                 losses.append(calc_loss_batch(inputs, targets, self.model, self.device).item())
-        self.model.train(was_training)
         return sum(losses) / len(losses)
 
     # --- files -----------------------------------------------------------------------------------
@@ -449,7 +448,7 @@ class PretrainRun:
         save_checkpoint(self.output / "model", final, step=self.progress.step, extra=facts)
         metrics = {"config": _jsonable(self.config.to_dict()), "world_size": self.world.size,
                    **asdict(self.progress)}
-        _write_json_atomically(self.output / "metrics.json", metrics)
+        write_json_atomically(self.output / "metrics.json", metrics, indent=1)
         self._print(f"Done: {self.progress.step} steps; weights in {self.output / 'model'}.")
 
     def _run_facts(self) -> dict:
@@ -478,13 +477,6 @@ def _copy_of(model):
 
 def _jsonable(data):
     return json.loads(json.dumps(data, default=lambda value: asdict(value)))
-
-
-def _write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def pretrain(config: PretrainConfig, world: World | None = None) -> Progress:

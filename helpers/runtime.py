@@ -1,4 +1,5 @@
-"""Where the notebooks run: device choice, seeding, run-size profiles, Colab detection.
+"""Where the notebooks run: device choice, seeding, run-size profiles, Colab detection, and
+two guards every loop uses: ``eval_mode(model)`` and ``interrupts_deferred()``.
 
 Every notebook starts with ``profile = runtime.active_profile()`` and reads the sizes of its
 models and training runs from that one object, so the same notebook runs in seconds on CI
@@ -10,7 +11,10 @@ from __future__ import annotations
 import os
 import platform
 import random
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import torch
@@ -190,3 +194,40 @@ def _short(value) -> str:
     if isinstance(value, str):
         return value.split(" (")[0]  # "gpt2-small (124M)" -> "gpt2-small"
     return f"{value:,}"
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Eval mode (no dropout) and no gradients inside; afterwards every submodule gets its own
+    previous mode back (some may have been in eval mode on purpose, e.g. frozen parts)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@contextmanager
+def interrupts_deferred(reraise: bool = True):
+    """Hold back Ctrl-C (Jupyter's stop button) until the block is done, then raise it
+    (or, with ``reraise=False``, drop it).
+
+    Used around an optimizer step and the counters that record it: interrupted half-way,
+    some weights would be updated and others not, and no checkpoint could describe that.
+    Signals can only be caught in the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        # None: a handler installed outside Python; Python's own is the closest we can restore
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        if received and reraise:
+            raise KeyboardInterrupt

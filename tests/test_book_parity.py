@@ -5,18 +5,28 @@ tokens and weights. Where ours keeps the book's name, it keeps the book's behavi
 Skipped only where the book's package is not installed (``make setup`` installs it; CI has it).
 """
 
+import pandas as pd
 import pytest
 import tiktoken
 import torch
+from torch.utils.data import DataLoader
 
 book_ch02 = pytest.importorskip("llms_from_scratch.ch02")
 book_ch03 = pytest.importorskip("llms_from_scratch.ch03")
 book_ch04 = pytest.importorskip("llms_from_scratch.ch04")
 book_ch05 = pytest.importorskip("llms_from_scratch.ch05")
+book_ch06 = pytest.importorskip("llms_from_scratch.ch06")
 book_ch07 = pytest.importorskip("llms_from_scratch.ch07")
 book_appendix_e = pytest.importorskip("llms_from_scratch.appendix_e")
 
 from helpers.attention import MultiHeadAttention  # noqa: E402
+from helpers.classify import (  # noqa: E402
+    SpamDataset,
+    add_classification_head,
+    calc_accuracy_loader,
+    classify_review,
+    train_classifier_simple,
+)
 from helpers.data import read_text  # noqa: E402
 from helpers.dataset import create_dataloader_v1  # noqa: E402
 from helpers.instruct import custom_collate_fn  # noqa: E402
@@ -146,7 +156,7 @@ def test_train_model_simple_gives_the_books_losses_tokens_and_weights(verdict, h
                          eval_freq=5, eval_iter=2, start_context="Every effort", tokenizer=tokenizer)
         return result, model.state_dict()
 
-    (ours, ours_weights) = run(lambda *a, **k: train_model_simple(*a, **k, progress=False))
+    (ours, ours_weights) = run(train_model_simple)
     ours_printed = capsys.readouterr().out
     (books, book_weights) = run(book_ch05.train_model_simple)
     assert ours_printed == capsys.readouterr().out  # the same progress lines and samples
@@ -183,3 +193,89 @@ def test_lora_equals_the_books_up_to_the_documented_scaling():
         book.lora.B.copy_(ours.lora.B)
     x = torch.randn(3, 6)
     torch.testing.assert_close(ours(x), book(x))
+
+
+# --- chapter 6: classification ---------------------------------------------------------------------
+
+MESSAGES = [  # (label, text): the book's CSV files hold 0 / 1 labels, as prepare_spam_splits gives
+    (1, "WINNER!! As a valued network customer you have been selected to receive a £900 prize reward!"),
+    (0, "Hey, just wanted to check if we're still on for dinner tonight? Let me know!"),
+    (1, "Free entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005."),
+    (0, "Ok lar... Joking wif u oni..."),
+    (0, "I'll be home soon"),
+    (1, "URGENT! You have won a 1 week FREE membership in our £100,000 Prize Jackpot!"),
+    (1, "Txt STOP to 87239 to end your subscription"),
+]
+
+
+@pytest.fixture
+def spam_csv(tmp_path):
+    path = tmp_path / "train.csv"
+    pd.DataFrame(MESSAGES, columns=["Label", "Text"]).to_csv(path, index=None)
+    return path
+
+
+def tiny_spam_classifier(inputs):
+    """A tiny GPT with a 2-class head whose bias splits ``inputs`` between the classes: an
+    untrained head calls every message the same, which would hide a mix-up of classes."""
+    torch.manual_seed(123)
+    model = GPTModel({**TINY, "vocab_size": 50257, "context_length": 32})
+    add_classification_head(model, num_classes=2).eval()
+    with torch.no_grad():
+        logits = model(inputs)[:, -1, :]
+        gaps = (logits[:, 1] - logits[:, 0]).sort().values
+        middle = len(gaps) // 2
+        model.out_head.bias[1] -= (gaps[middle - 1] + gaps[middle]) / 2  # half each way
+    return model
+
+
+@pytest.mark.parametrize("max_length", [None, 8, 30])  # the longest message, cut, padded further
+def test_spam_dataset_gives_the_books_items(spam_csv, max_length):
+    tokenizer = gpt2_tokenizer()
+    ours = SpamDataset(csv_file=spam_csv, tokenizer=tokenizer, max_length=max_length)
+    books = book_ch06.SpamDataset(csv_file=spam_csv, tokenizer=tokenizer, max_length=max_length)
+    assert ours.max_length == books.max_length and len(ours) == len(books) == len(MESSAGES)
+    for i in range(len(books)):
+        (ids, label), (book_ids, book_label) = ours[i], books[i]
+        assert torch.equal(ids, book_ids) and torch.equal(label, book_label)
+        assert ids.dtype == book_ids.dtype and label.dtype == book_label.dtype
+
+
+def test_classify_review_and_accuracy_give_the_books_results(spam_csv):
+    tokenizer = gpt2_tokenizer()
+    dataset = SpamDataset(spam_csv, tokenizer, max_length=16)  # cuts four messages, pads three
+    model = tiny_spam_classifier(torch.stack([ids for ids, _ in dataset]))
+    verdicts = [classify_review(text, model, tokenizer, "cpu", max_length=16) for _, text in MESSAGES]
+    assert verdicts == [book_ch06.classify_review(text, model, tokenizer, "cpu", max_length=16)
+                        for _, text in MESSAGES]
+    assert set(verdicts) == {"spam", "not spam"}
+    loader = DataLoader(dataset, batch_size=4)  # a short last batch: counted by examples
+    for num_batches in (None, 1):
+        accuracy = calc_accuracy_loader(loader, model, "cpu", num_batches)
+        assert accuracy == pytest.approx(book_ch06.calc_accuracy_loader(loader, model, "cpu", num_batches))
+        assert 0 < accuracy < 1  # some right, some wrong: a miscount would show
+
+
+@pytest.mark.parametrize("handed_over_in", ["train", "eval"])
+def test_train_classifier_simple_gives_the_books_results_and_weights(spam_csv, handed_over_in, capsys):
+    tokenizer = gpt2_tokenizer()
+    loader = DataLoader(SpamDataset(spam_csv, tokenizer, max_length=16), batch_size=2, shuffle=True)
+
+    def run(trainer):
+        torch.manual_seed(123)
+        model = GPTModel({**TINY, "vocab_size": 50257, "context_length": 32})
+        add_classification_head(model, num_classes=2)
+        model.train(handed_over_in == "train")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.1)
+        torch.manual_seed(7)  # the same shuffles and dropout masks for both
+        result = trainer(model, loader, loader, optimizer, "cpu", num_epochs=2, eval_freq=2, eval_iter=2)
+        return result, model.state_dict(), capsys.readouterr().out
+
+    ours, ours_weights, ours_out = run(train_classifier_simple)
+    books, book_weights, book_out = run(book_ch06.train_classifier_simple)
+    assert ours_out == book_out and "Training accuracy" in ours_out
+    for mine, theirs in zip(ours[:4], books[:4], strict=True):
+        assert mine == pytest.approx(theirs, rel=1e-5)
+    assert ours[4] == books[4] == 2 * len(MESSAGES)  # examples seen
+    for name, tensor in ours_weights.items():
+        torch.testing.assert_close(tensor, book_weights[name], atol=1e-5, rtol=1e-4)

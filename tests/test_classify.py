@@ -14,7 +14,6 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from helpers.classify import (  # noqa: E402
-    ClassifierUpdate,
     SpamDataset,
     add_classification_head,
     calc_accuracy_loader,
@@ -23,6 +22,7 @@ from helpers.classify import (  # noqa: E402
     classify_review,
     confusion_matrix,
     freeze_for_classification,
+    input_length,
     load_sms_spam,
     message_ids,
     plot_confusion_matrix,
@@ -32,6 +32,7 @@ from helpers.classify import (  # noqa: E402
     spam_probability,
     train_classifier_simple,
 )
+from helpers.training_run import ClassifierUpdate, train_classifier  # noqa: E402
 from helpers.model import GPTModel  # noqa: E402
 from helpers.tokenizer import SimpleTokenizerV2, build_vocab, gpt2_tokenizer  # noqa: E402
 from rigged_models import CountingClassifier  # noqa: E402
@@ -140,6 +141,31 @@ def test_dataset_pads_and_truncates(words, tmp_path):
     df.to_csv(path, index=None)
     from_csv = SpamDataset(str(path), words, pad_token_id=PAD)
     assert [from_csv[i][0].tolist() for i in range(3)] == [longest[i][0].tolist() for i in range(3)]
+
+
+def test_dataset_reads_a_csv_path_an_open_file_or_a_dataframe(words, tmp_path):
+    df = pd.DataFrame({"Label": [0, 1], "Text": ["ok", None]})  # an empty message
+    path = tmp_path / "messages.csv"
+    df.to_csv(path, index=False)
+    by_path = SpamDataset(csv_file=path, tokenizer=words, pad_token_id=PAD)  # the book's name
+    with open(path, encoding="utf-8") as f:
+        by_file = SpamDataset(f, words, pad_token_id=PAD)
+    by_frame = SpamDataset(df, words, pad_token_id=PAD)
+    for dataset in (by_path, by_file, by_frame):
+        assert dataset.max_length == 1 and len(dataset) == 2
+        assert [dataset[i][0].tolist() for i in range(2)] == [[VOCAB["ok"]], [PAD]]
+        assert [dataset[i][1].item() for i in range(2)] == [0, 1]
+        assert list(dataset.data["Text"]) == ["ok", ""]
+    assert df["Text"].isna().sum() == 1  # the caller's DataFrame is left as it was
+
+
+def test_dataset_length_is_at_least_one_token(words):
+    empty = pd.DataFrame({"Label": [0], "Text": [""]})
+    with pytest.raises(ValueError, match="at least 1 token"):
+        SpamDataset(empty, words, pad_token_id=PAD)
+    with pytest.raises(ValueError, match="at least 1 token"):
+        SpamDataset(pd.DataFrame({"Label": [0], "Text": ["ok"]}), words, max_length=0)
+    assert SpamDataset(empty, words, max_length=2, pad_token_id=PAD)[0][0].tolist() == [PAD, PAD]
 
 
 def test_dataset_pads_with_gpt2_endoftext(gpt2):
@@ -276,6 +302,20 @@ def test_classify_review_longer_than_context(gpt2):
     assert 0.0 <= p <= 1.0
     verdict = classify_review(long_text, model, gpt2, "cpu")
     assert verdict == ("spam" if p > 0.5 else "not spam")
+    assert (input_length(model), input_length(model, 5000), input_length(model, 10)) == (32, 32, 10)
+
+
+def test_classify_review_is_the_last_tokens_larger_logit_and_keeps_the_mode(gpt2):
+    model = tiny_classifier(context_length=32).train()
+    for text in ("Hi there", "WINNER!! Claim your prize now", "see you at home later"):
+        ids = message_ids(text, gpt2, model, max_length=12)
+        assert len(ids) == 12 and ids[-1] == 50256  # padded, as in training
+        with torch.no_grad():
+            last = model.eval()(torch.tensor([ids]))[0, -1]
+        model.train()
+        expected = "spam" if last[1] > last[0] else "not spam"
+        assert classify_review(text, model, gpt2, "cpu", max_length=12) == expected
+        assert model.training  # dropout is off only while classifying
 
 
 # --- training --------------------------------------------------------------------------------
@@ -303,7 +343,7 @@ def test_tiny_training_run_beats_chance(words, capsys):
     freeze_for_classification(model, "all")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
     updates = []
-    train_losses, val_losses, train_accs, val_accs, examples_seen = train_classifier_simple(
+    train_losses, val_losses, train_accs, val_accs, examples_seen = train_classifier(
         model,
         train_loader,
         test_loader,
@@ -347,7 +387,7 @@ def test_interrupt_returns_what_was_recorded(words, capsys):
         if events.count("evaluation") == 2 and update.event == "evaluation":
             raise KeyboardInterrupt
 
-    result = train_classifier_simple(
+    result = train_classifier(
         model,
         loader,
         loader,
@@ -364,6 +404,28 @@ def test_interrupt_returns_what_was_recorded(words, capsys):
     assert train_accs == val_accs == [] and examples_seen == 16
     assert events[-1] == "interrupted"
     assert "Training interrupted after step 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("handed_over_in", ["train", "eval"])
+def test_train_classifier_runs_exactly_the_steps_of_the_books_loop(words, capsys, handed_over_in):
+    """train_classifier (progress bar, callbacks, a clean stop) with its extras off is
+    train_classifier_simple: the same results, printed lines and weights, bit for bit."""
+    train_set = SpamDataset(synthetic_frame(64, seed=4), words, pad_token_id=PAD)
+    loader = DataLoader(train_set, batch_size=8, shuffle=True)
+
+    def run(trainer, **extras):
+        torch.manual_seed(5)
+        model = tiny_classifier(vocab_size=len(VOCAB), context_length=16)
+        model.train(handed_over_in == "train")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        result = trainer(model, loader, loader, optimizer, "cpu", num_epochs=2, eval_freq=3,
+                         eval_iter=2, **extras)
+        return result, model.state_dict(), capsys.readouterr().out
+
+    simple, simple_weights, simple_out = run(train_classifier_simple)
+    full, full_weights, full_out = run(train_classifier, progress=False)
+    assert simple == full and simple_out == full_out and "Ep 2 (Step" in simple_out
+    assert all(torch.equal(simple_weights[k], full_weights[k]) for k in simple_weights)
 
 
 def test_updates_feed_the_training_dashboard():

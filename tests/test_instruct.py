@@ -14,6 +14,7 @@ from helpers.instruct import (
     IGNORE_INDEX,
     InstructionDataset,
     OllamaUnavailable,
+    collate_items,
     custom_collate_fn,
     format_example,
     format_input,
@@ -155,6 +156,22 @@ def test_collate_masks_the_prompt():
     ]
     with pytest.raises(ValueError, match="prompt_length"):
         custom_collate_fn(BOOK_BATCH, mask_prompt=True)
+
+
+def test_collate_items_with_and_without_prompt_lengths():
+    assert collate_items([(0, 1), [2]], mask_prompt=False) == ([[0, 1], [2]], [None, None])
+    with_lengths = [([0, 1, 2], 2), ((3, 4), 1)]  # ids may be any sequence
+    assert collate_items(with_lengths, mask_prompt=True) == ([[0, 1, 2], [3, 4]], [2, 1])
+    with pytest.raises(ValueError, match="InstructionDataset"):
+        collate_items([([0, 1], 1), [2, 3]], mask_prompt=True)  # one item without its length
+
+
+def test_collate_learns_an_end_token_inside_a_text():
+    # the padding is found by position: an end token the text itself holds stays a target,
+    # and so does the one that ends it (the book's, found by value, would ignore the latter)
+    inputs, targets = custom_collate_fn([[1, EOS, 2], [3]])
+    assert inputs.tolist() == [[1, EOS, 2], [3, EOS, EOS]]
+    assert targets.tolist() == [[EOS, 2, EOS], [EOS, -100, -100]]
 
 
 def test_dataset_prompt_lengths_and_masking(tok):

@@ -24,6 +24,8 @@ from helpers.lora import (
     load_lora_adapters,
     save_lora_adapters,
 )
+from helpers.checkpoint import gpt_config_of
+from helpers.classify import add_classification_head
 from helpers.model import GPT_CONFIG_124M, GPTModel, count_parameters, parameter_breakdown
 
 TINY = {
@@ -115,6 +117,21 @@ def test_replacement_keeps_outputs_while_b_is_zero():
     replace_linear_with_lora(model, rank=4, alpha=8)
     assert len(lora_layers(model)) == 13
     assert model.trf_blocks[0].att.W_query.bias is model.trf_blocks[0].att.W_query.linear.bias
+
+
+def test_a_wrapped_layer_reads_like_its_linear():
+    # code that reads a layer's size or weight (a checkpoint's config, a new head) must work
+    # on a wrapped model too: that is why LinearWithLoRA has LinearAttributes
+    layer = LinearWithLoRA(nn.Linear(5, 3, bias=False), rank=2, alpha=4)
+    assert (layer.in_features, layer.out_features) == (5, 3)
+    assert layer.weight is layer.linear.weight and layer.bias is None
+    assert "rank=2, alpha=4" in repr(layer)  # print(model) shows each adapter's settings
+    wrapped = replace_linear_with_lora(tiny_model(), rank=4, alpha=8)
+    config = gpt_config_of(wrapped)
+    assert config is not None and config == gpt_config_of(tiny_model())
+    assert config["qkv_bias"] is True  # read through W_query.linear.bias
+    add_classification_head(wrapped)
+    assert isinstance(wrapped.out_head, nn.Linear) and wrapped.out_head.in_features == 16
 
 
 # --- freezing and counting -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from helpers.pretrain import (
     pretrain,
     process_share,
 )
-from helpers.train import TrainingOptions
+from helpers.train_options import TrainingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 # a model small enough for a few steps in seconds on two busy cores (GPT-2's vocabulary stays)

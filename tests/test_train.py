@@ -18,9 +18,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from helpers.dataset import create_dataloader_v1  # noqa: E402
 from helpers.model import GPTModel  # noqa: E402
+from helpers.runtime import interrupts_deferred  # noqa: E402
 from helpers.train import (  # noqa: E402
-    TrainingUpdate,
-    _interrupts_deferred,
     calc_loss_batch,
     calc_loss_loader,
     compact_count,
@@ -33,6 +32,7 @@ from helpers.train import (  # noqa: E402
     plot_perplexity,
     train_model_simple,
 )
+from helpers.training_run import TrainingUpdate, train_model  # noqa: E402
 
 TEXT = (
     "Every effort moves you forward. "
@@ -92,7 +92,7 @@ def make_model(seed=123, drop_rate=0.1, lr=4e-3):
 def train(model, optimizer, loaders, num_epochs=2, eval_freq=3, **options):
     options.setdefault("progress", False)
     train_loader, val_loader = loaders
-    return train_model_simple(
+    return train_model(
         model,
         train_loader,
         val_loader,
@@ -229,6 +229,38 @@ def test_training_follows_the_books_loop_and_lowers_the_loss(loaders, capsys):
     assert len(samples) == 3  # one per epoch
 
 
+@pytest.mark.parametrize("handed_over_in", ["train", "eval"])
+def test_train_model_runs_exactly_the_steps_of_the_books_loop(loaders, capsys, handed_over_in):
+    """train_model (checkpoints, resume, callbacks) with its extras off is train_model_simple:
+    the same losses, tokens, printed lines and final weights, bit for bit. (The book's own
+    train_model_simple against ours: tests/test_book_parity.py.)"""
+
+    def run(trainer, **extras):
+        model, optimizer = make_model(drop_rate=0.5)
+        model.train(handed_over_in == "train")  # both switch dropout on themselves
+        torch.manual_seed(7)  # the same shuffles and dropout masks
+        result = trainer(model, *loaders, optimizer, "cpu", num_epochs=2, eval_freq=3,
+                         eval_iter=2, start_context=START, tokenizer=TOKENIZER, **extras)
+        return result, model.state_dict(), capsys.readouterr().out
+
+    (simple, simple_weights, simple_out) = run(train_model_simple)
+    (full, full_weights, full_out) = run(train_model, progress=False)
+    assert tuple(simple) == tuple(full) and len(simple[0]) > 3
+    assert simple_out == full_out and simple_out.count("Ep 2 (Step") >= 1
+    assert all(torch.equal(simple_weights[name], full_weights[name]) for name in simple_weights)
+
+
+def test_the_books_loop_refuses_what_would_fail_later(loaders):
+    model, optimizer = make_model()
+    dataset = create_dataloader_v1(TEXT[:20], 1, CONTEXT, CONTEXT, tokenizer=TOKENIZER).dataset
+    empty = DataLoader(dataset, batch_size=4, drop_last=True)
+    args = dict(device="cpu", num_epochs=1, eval_iter=1, start_context=START, tokenizer=TOKENIZER)
+    with pytest.raises(ValueError, match="training loader has no batches"):
+        train_model_simple(model, empty, loaders[1], optimizer, eval_freq=1, **args)
+    with pytest.raises(ValueError, match="eval_freq must be"):
+        train_model_simple(model, *loaders, optimizer, eval_freq=0, **args)
+
+
 def test_defaults_leave_the_learning_rate_alone(loaders):
     model, optimizer = make_model(lr=1e-3)
     seen = []
@@ -346,7 +378,7 @@ def test_ctrl_c_waits_for_the_block_to_finish():
     try:
         done = []
         with pytest.raises(KeyboardInterrupt):
-            with _interrupts_deferred():
+            with interrupts_deferred():
                 os.kill(os.getpid(), signal.SIGINT)
                 done.append("rest of the block")
         assert done == ["rest of the block"]

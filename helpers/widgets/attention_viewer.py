@@ -33,7 +33,7 @@ from torch import nn
 
 from ..attention import STAGES
 from ..fused_attention import fused_attention
-from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, _font_has_glyphs, encode
+from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, font_has_glyphs, encode
 
 SCORE_CMAP = "RdBu_r"  # scores can be negative: diverging, white at 0
 WEIGHT_CMAP = "Blues"  # weights are in [0, 1]: white at 0
@@ -200,7 +200,7 @@ def token_labels(token_ids, tokenizer) -> list[str]:
     only whitespace shows it as · ↵ →; characters the font cannot draw (emoji) are named,
     e.g. ``U+1F44B``; a part of a character split over several tokens shows as ``\ufffd``.
     """
-    drawable = _font_has_glyphs()
+    drawable = font_has_glyphs()
     labels = []
     for token_id in token_ids:
         text = _token_text(int(token_id), tokenizer)

@@ -34,7 +34,7 @@ from ..generate import (
     softmax_with_temperature,
 )
 from .attention_viewer import context_length, figure_html, message_html
-from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, _font_has_glyphs, encode
+from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, font_has_glyphs, encode
 
 KEPT_COLOR = "#2563eb"  # tokens the sampler can still draw
 DROPPED_COLOR = "#cbd5e1"  # tokens top-k / top-p removed
@@ -74,7 +74,7 @@ def token_label(token_id: int, tokenizer, drawable=None) -> str:
     """A token as a chart shows it: spaces as ·, newlines as ↵, tabs as →, so ``" the"`` is
     ``·the``; bytes that are not a whole character as ``\\xe2\\x80``; characters the font
     cannot draw (emoji) as ``U+1F600``. Long tokens are cut with an ellipsis."""
-    drawable = drawable or _font_has_glyphs()
+    drawable = drawable or font_has_glyphs()
     raw = _token_bytes(token_id, tokenizer)
     try:
         text = raw.decode("utf-8") if raw is not None else token_text(token_id, tokenizer)
@@ -143,7 +143,7 @@ def plot_next_token_probs(
     )
     filtering = bool((~kept).any())
     kept_mass = float(probs[kept].sum())
-    drawable = _font_has_glyphs()
+    drawable = font_has_glyphs()
     labels = [token_label(c.id, tokenizer, drawable) for c in candidates]
 
     if ax is None:

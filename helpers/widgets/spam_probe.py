@@ -37,12 +37,12 @@ from torch import nn
 
 from ..classify import (
     PAD_TOKEN_ID,
-    _encode,
+    encode_message,
     last_token_logits,
     model_context_length,
     pad_or_truncate,
 )
-from ..train import _eval_mode
+from ..runtime import eval_mode
 from .attention_viewer import message_html
 from .sampling_playground import token_text
 from .token_viewer import MUTED_COLOR, TEXT_COLOR
@@ -86,7 +86,7 @@ def _spam_probabilities(
 ) -> torch.Tensor:
     """P(spam) of each row of equal-length ids, ``batch_size`` rows per forward pass."""
     out = []
-    with _eval_mode(model):
+    with eval_mode(model):
         for start in range(0, len(rows), batch_size):
             batch = torch.tensor(rows[start : start + batch_size], device=device)
             logits = last_token_logits(model, batch).float()
@@ -111,7 +111,7 @@ def probe(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    ids = _encode(text, tokenizer)
+    ids = encode_message(text, tokenizer)
     context = model_context_length(model)
     length = context if max_length is None else min(max_length, context)
     read, beyond = ids[:length], ids[length:]
@@ -210,7 +210,7 @@ def probe_html(
     Red: the token pushes towards spam; green: towards not spam; hover for the value in
     percentage points. Colours are scaled to the strongest token (at least 5 points).
     """
-    if not _encode(text, tokenizer):
+    if not encode_message(text, tokenizer):
         return message_html("Type a message above to see how spammy the model finds it.")
     result = probe(text, model, tokenizer, device, max_length, pad_token_id, method)
     scale = max([abs(t.influence) for t in result.tokens] + [MIN_COLOUR_SCALE])

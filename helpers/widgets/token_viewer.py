@@ -213,7 +213,7 @@ def compare_html(text: str, tokenizers: dict, show_whitespace: bool = False) -> 
 # --- static figure -------------------------------------------------------------------------
 
 
-def _font_has_glyphs():
+def font_has_glyphs():
     """A function telling whether matplotlib's monospace font can draw a character."""
     from matplotlib import font_manager
     from matplotlib.ft2font import FT2Font
@@ -256,7 +256,7 @@ def plot_tokens(
         pieces.append(piece)
         shown_tokens += len(piece.ids)
     total = sum(len(p.ids) for p in all_pieces)
-    drawable = _font_has_glyphs()
+    drawable = font_has_glyphs()
 
     # lay out in character units: x in characters, one row = 1 unit of height
     layout, x, row = [], 0.0, 0

@@ -5,15 +5,15 @@ Pure functions do the work; the widget only puts their output on screen:
 - ``dashboard_figure(update)``  training and validation loss so far, over epochs, tokens on top
 - ``status_html(update)``       steps, epoch, tokens seen, tokens per second, losses, time
 - ``sample_html(text, ...)``    the latest sample text, its prompt in bold
-- ``TrainingDashboard()``       the live view: pass it as ``callback`` to ``train_model_simple``
+- ``TrainingDashboard()``       the live view: pass it as ``callback`` to ``train_model``
 
-``update`` is the ``helpers.train.TrainingUpdate`` the training loop sends after each
+``update`` is the ``helpers.training_run.TrainingUpdate`` the training loop sends after each
 evaluation and each epoch's sample. The figure is a PNG inside an ``HTML`` widget, replaced in
 place, so the notebook does not grow a new plot per evaluation.
 
     dashboard = TrainingDashboard()
     dashboard                                      # show it above the training output
-    train_model_simple(..., callback=dashboard)
+    train_model(..., callback=dashboard)      # helpers.training_run
     dashboard.figure()                             # the final curves, also for GitHub readers
 """
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import html
 
-from ..train import TrainingUpdate, compact_count, perplexity
+from ..train import compact_count, perplexity
+from ..training_run import TrainingUpdate
 from .attention_viewer import figure_html, message_html
 from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS
 

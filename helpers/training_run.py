@@ -1,0 +1,703 @@
+"""Training that survives a stop: the book's loops, plus checkpoints, resuming and live updates.
+
+``train_model`` runs exactly the steps of ``helpers.train.train_model_simple`` (the same losses,
+printed lines and samples; ``tests/test_training_run.py`` checks it) and adds what a long run
+in a notebook needs, all keyword-only and off by default:
+
+- a learning-rate warmup and cosine decay and gradient clipping (the book's appendix D);
+- a progress bar, and a ``callback`` after each evaluation and each epoch's sample (the live
+  ``TrainingDashboard`` plugs in here), which receives a ``TrainingUpdate``;
+- checkpoints every ``checkpoint_every`` steps and at the end; pressing stop (KeyboardInterrupt)
+  ends training cleanly after the current step: the losses so far are returned, a checkpoint
+  is saved, and ``resume=True`` later continues exactly where it stopped, with the same results
+  as a run that was never interrupted;
+- ``options``: the speed switches of ``helpers.train_options.TrainingOptions``.
+
+``train_classifier`` does the same for notebook 08's loop, ``train_classifier_simple`` in
+``helpers.classify``: its steps, plus a progress bar, a ``callback`` that receives a
+``ClassifierUpdate`` (the dashboard draws it too) and a clean stop that returns what was
+measured so far.
+
+Usage::
+
+    train_losses, val_losses, tokens_seen = train_model(
+        model, train_loader, val_loader, optimizer, device, num_epochs=10, eval_freq=5,
+        eval_iter=5, start_context="Every effort moves you", tokenizer=tokenizer,
+        callback=TrainingDashboard(), checkpoint_path="checkpoints/verdict", resume=True)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from .classify import (
+    accuracy_line,
+    calc_accuracy_loader,
+    calc_loss_batch_classifier,
+    evaluate_classifier,
+)
+from .checkpoint import (
+    capture_rng_states,
+    gpt_config_of,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    restore_rng_states,
+    save_checkpoint,
+)
+from .runtime import interrupts_deferred
+from .train import (
+    calc_loss_batch,
+    check_loaders,
+    evaluate_model,
+    generate_sample,
+    learning_rate_at,
+)
+from .train_options import TrainingLoss, TrainingOptions, check_prepared
+
+@dataclass
+class TrainingProgress:
+    """Where a run stands. Saved in each checkpoint (as JSON), so training can continue."""
+
+    epoch: int = 0  # the epoch in progress, counted from 0
+    batches_done: int = 0  # batches of that epoch already trained on
+    global_step: int = -1  # the last finished optimizer step (-1: none yet), as in the book
+    tokens_seen: int = 0
+    train_losses: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    track_tokens_seen: list[int] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)  # the global step of each evaluation
+    eval_pending: bool = False  # a step is done but its evaluation is not (it was interrupted)
+    latest_sample: str | None = None
+    peak_lr: float | None = None  # the optimizer's lr when training started: the schedule's peak
+    learning_rate: float | None = None  # of the last step
+    train_seconds: float = 0.0  # wall time so far, over all sessions
+    steps_per_epoch: int = 0
+    num_epochs: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingProgress:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(frozen=True)
+class TrainingUpdate:
+    """What a ``callback`` receives after each evaluation and each epoch's sample.
+
+    ``event``: "evaluation", "epoch_end", then "finished" or "interrupted" once at the end.
+    The lists are copies: keeping an update keeps a snapshot.
+    """
+
+    event: str
+    step: int  # global step, as printed: "Step 000005"
+    epoch: int  # counted from 1, as printed: "Ep 1"
+    num_epochs: int
+    steps_per_epoch: int
+    tokens_seen: int
+    train_losses: list[float]
+    val_losses: list[float]
+    track_tokens_seen: list[int]
+    eval_steps: list[int]
+    sample: str | None  # the latest sample text (after each epoch), newlines kept
+    start_context: str
+    tokens_per_second: float | None  # since the previous update
+    learning_rate: float | None
+    elapsed_seconds: float
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.num_epochs
+
+    @property
+    def eval_epochs(self) -> list[float]:
+        """The epoch (fractional) of each evaluation: 1.0 = the end of the first epoch."""
+        return [(step + 1) / self.steps_per_epoch for step in self.eval_steps]
+
+
+def train_model(
+    model,
+    train_loader,
+    val_loader,
+    optimizer,
+    device,
+    num_epochs: int,
+    eval_freq: int,
+    eval_iter: int,
+    start_context: str,
+    tokenizer,
+    *,
+    warmup_steps: int = 0,
+    initial_lr: float = 3e-5,
+    cosine_decay: bool = False,
+    min_lr: float = 1e-6,
+    grad_clip: float | None = None,
+    progress: bool = True,
+    callback=None,
+    checkpoint_path=None,
+    checkpoint_every: int | None = None,
+    resume=False,
+    options: TrainingOptions | None = None,
+):
+    """Train ``model`` for ``num_epochs``; return ``(train_losses, val_losses, track_tokens_seen)``.
+
+    The book's loop: for each batch, one optimizer step; every ``eval_freq`` steps, print the
+    mean train and validation loss over ``eval_iter`` batches; after each epoch, print a sample
+    continuing ``start_context``. The extras below are off by default, which leaves the
+    optimizer's learning rate untouched and gives the book's numbers.
+
+    - ``warmup_steps``, ``initial_lr``, ``cosine_decay``, ``min_lr``: the learning-rate
+      schedule of ``learning_rate_at``, peaking at the optimizer's lr.
+    - ``grad_clip``: rescale the gradients to at most this norm once warmup is over
+      (the book's appendix D uses 1.0).
+    - ``progress``: a progress bar over the steps, with the latest loss.
+    - ``callback``: called with a ``TrainingUpdate`` after each evaluation and each epoch's
+      sample, e.g. ``TrainingDashboard()``. It should not draw random numbers from torch, or
+      a resumed run will differ from an uninterrupted one.
+    - ``checkpoint_path``: save a checkpoint there every ``checkpoint_every`` steps, at the
+      end, and when interrupted.
+    - ``resume``: ``True`` continues from ``checkpoint_path`` if a checkpoint is there
+      (else starts afresh); a path continues from that checkpoint. Resuming restores the
+      weights, the optimizer, the random-number generators and the position in the epoch,
+      so the result equals a run that was never interrupted. ``num_epochs`` counts from the
+      very beginning: resuming a finished 10-epoch run with ``num_epochs=15`` adds 5.
+    - ``options``: a ``TrainingOptions`` (fused attention, bf16, compile, padded vocabulary,
+      chunked loss). ``None`` is the book's plain step. Build the model and optimizer with
+      ``prepare_model(model, options)`` and ``make_optimizer(...)`` first.
+    """
+    run = TrainingRun(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        device,
+        num_epochs,
+        eval_freq,
+        eval_iter,
+        start_context,
+        tokenizer,
+        schedule=dict(
+            total_steps=len(train_loader) * num_epochs,
+            warmup_steps=warmup_steps,
+            initial_lr=initial_lr,
+            cosine_decay=cosine_decay,
+            min_lr=min_lr,
+        ),
+        grad_clip=grad_clip,
+        progress=progress,
+        callback=callback,
+        checkpoint_path=checkpoint_path,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        options=options,
+    )
+    try:
+        while run.state.epoch < num_epochs:
+            batches = run.open_epoch()  # this epoch's batches, from where it stopped
+            run.finish_interrupted_evaluation()
+            for input_batch, target_batch in batches:
+                run.train_step(input_batch, target_batch)  # zero_grad, loss, backward, step
+                if run.state.global_step % eval_freq == 0:
+                    run.evaluate()  # print "Ep 1 (Step 000000): Train loss ..., Val loss ..."
+                run.save_if_due()
+            run.end_epoch()  # print a sample, then on to the next epoch
+    except KeyboardInterrupt:
+        run.stop_interrupted()
+    else:
+        run.stop_finished()
+    finally:
+        run.close()
+    state = run.state
+    return state.train_losses, state.val_losses, state.track_tokens_seen
+
+
+class TrainingRun:
+    """The bookkeeping of one ``train_model`` call, so its loop reads like the book's.
+
+    Exact resumption rests on three things being saved at a consistent point (a "commit"):
+    the counters in ``state``, the random-number generators there (``position_rng``: dropout
+    and the next shuffle draw from them), and their state when the epoch began
+    (``epoch_start_rng``: the DataLoader draws its shuffled order from it, so restoring it
+    regenerates the same order, and the batches already done are skipped).
+    """
+
+    def __init__(
+        self,
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        device,
+        num_epochs,
+        eval_freq,
+        eval_iter,
+        start_context,
+        tokenizer,
+        *,
+        schedule,
+        grad_clip,
+        progress,
+        callback,
+        checkpoint_path,
+        checkpoint_every,
+        resume,
+        options=None,
+    ):
+        check_loaders(train_loader, val_loader, eval_freq)
+        if resume is True and checkpoint_path is None:
+            raise ValueError("resume=True continues from checkpoint_path: give one.")
+        if checkpoint_every is not None and checkpoint_path is None:
+            raise ValueError("checkpoint_every needs a checkpoint_path to save to.")
+        self.model, self.optimizer, self.device = model, optimizer, device
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.num_epochs, self.eval_freq, self.eval_iter = num_epochs, eval_freq, eval_iter
+        self.start_context, self.tokenizer, self.callback = start_context, tokenizer, callback
+        self.grad_clip, self.schedule = grad_clip, schedule
+        self.scheduled = schedule["warmup_steps"] > 0 or schedule["cosine_decay"]
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.checkpoint_every = checkpoint_every
+        self.state = TrainingProgress(
+            peak_lr=optimizer.param_groups[0]["lr"], steps_per_epoch=len(train_loader)
+        )
+        self.epoch_start_rng: dict | None = None
+        self.bar, self.batch_loss = None, math.nan
+        resume_from = self.checkpoint_path if resume is True else (Path(resume) if resume else None)
+        if resume is True and not resume_from.exists():
+            print(f"No checkpoint at {resume_from} yet: starting a new run.")
+        elif resume_from is not None:
+            self._resume(resume_from)
+        self.state.num_epochs = num_epochs
+        self.position_rng = capture_rng_states()  # after _resume restored it
+        self.seconds_before = self.state.train_seconds
+        self.started = self.last_update_time = time.perf_counter()
+        self.last_update_tokens = self.state.tokens_seen
+        if options is not None:
+            check_prepared(model, optimizer, options, device)
+        # the book's step unless options are given; built last, as it changes the model
+        self.loss = None if options is None else TrainingLoss(model, options, device)
+        if progress:
+            self._open_progress_bar()
+
+    # --- resuming ----------------------------------------------------------------------------
+
+    def _resume(self, path: Path) -> None:
+        """Load weights, optimizer, progress and RNG states from the checkpoint at ``path``."""
+        meta = read_checkpoint_metadata(path)  # check it fits before changing the model
+        if not meta.get("training"):
+            raise ValueError(
+                f"{path} holds no training progress (it was not saved by train_model); "
+                "load its weights with load_checkpoint(path, model) and train afresh."
+            )
+        state = TrainingProgress.from_dict(meta["training"])
+        if state.steps_per_epoch != len(self.train_loader):
+            raise ValueError(
+                f"The checkpoint at {path} was trained with {state.steps_per_epoch} batches per "
+                f"epoch, this train_loader has {len(self.train_loader)}: the run cannot continue "
+                "exactly. Use the same data, batch_size and context length, or load only the "
+                "weights (load_checkpoint(path, model)) and start a new run."
+            )
+        rng = load_checkpoint(path, self.model, self.optimizer)["rng_states"]
+        restore_rng_states(_rng_group(rng, "position"))
+        self.epoch_start_rng = _rng_group(rng, "epoch_start") or None
+        self.state = state
+        print(
+            f"Resuming from {path}: epoch {state.epoch + 1}, step {state.global_step}, "
+            f"{state.tokens_seen:,} tokens seen."
+        )
+
+    # --- the steps of the loop -----------------------------------------------------------------
+
+    def open_epoch(self):
+        """An iterator over the rest of this epoch's batches, in the same shuffled order as before.
+
+        A shuffling DataLoader draws its order from torch's global generator when iteration
+        starts. A new epoch remembers that generator's state first; resuming inside an epoch
+        restores it, so the same order comes out, skips the batches already trained on, and
+        then sets the generator to where it was when training stopped.
+        """
+        self.model.train()  # as the book's loop: dropout on, whatever mode the model came in
+        if self.epoch_start_rng is None:  # a new epoch
+            start = capture_rng_states()
+            batches = iter(self.train_loader)
+            with interrupts_deferred():
+                self.epoch_start_rng = start
+                self._commit()
+            return batches
+        restore_rng_states(self.epoch_start_rng)
+        batches = iter(self.train_loader)
+        for _ in range(self.state.batches_done):
+            next(batches)
+        restore_rng_states(self.position_rng)
+        return batches
+
+    def finish_interrupted_evaluation(self) -> None:
+        """After resuming from a stop during an evaluation, do that evaluation first."""
+        if self.state.eval_pending:
+            self.evaluate()
+
+    def train_step(self, input_batch, target_batch) -> None:
+        """One optimizer step, as in the book, plus the optional schedule and clipping."""
+        state = self.state
+        step = state.global_step + 1
+        lr = self._set_learning_rate(step)
+        self.optimizer.zero_grad()
+        if self.loss is None:
+            loss = calc_loss_batch(input_batch, target_batch, self.model, self.device)
+        else:
+            loss = self.loss(input_batch, target_batch)
+        loss.backward()
+        if self.grad_clip is not None and step >= self.schedule["warmup_steps"]:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=self.grad_clip)
+        with interrupts_deferred():  # the update and the counters that record it, or neither
+            self.optimizer.step()
+            state.tokens_seen += input_batch.numel()
+            state.global_step = step
+            state.batches_done += 1
+            state.learning_rate = lr
+            state.eval_pending = step % self.eval_freq == 0
+            self._commit()
+        if self.bar is not None:
+            self.batch_loss = loss.item()
+            self.bar.update(1)
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
+
+    def evaluate(self) -> None:
+        """The book's evaluation: both losses, recorded with the tokens seen so far, printed."""
+        state = self.state
+        train_loss, val_loss = evaluate_model(
+            self.model, self.train_loader, self.val_loader, self.device, self.eval_iter
+        )
+        with interrupts_deferred():
+            state.train_losses.append(train_loss)
+            state.val_losses.append(val_loss)
+            state.track_tokens_seen.append(state.tokens_seen)
+            state.eval_steps.append(state.global_step)
+            state.eval_pending = False
+            self._commit()
+        self._write(
+            f"Ep {state.epoch + 1} (Step {state.global_step:06d}): "
+            f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}"
+        )
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix())
+        self._notify("evaluation")
+
+    def save_if_due(self) -> None:
+        every = self.checkpoint_every
+        if self.checkpoint_path is not None and every and (self.state.global_step + 1) % every == 0:
+            self.save()
+
+    def end_epoch(self) -> None:
+        """Print a sample of what the model writes now, then move on to the next epoch."""
+        state = self.state
+        sample = generate_sample(self.model, self.tokenizer, self.device, self.start_context)
+        state.latest_sample = sample
+        self._write(sample.replace("\n", " "))
+        self._notify("epoch_end")
+        with interrupts_deferred():
+            state.epoch += 1
+            state.batches_done = 0
+            self.epoch_start_rng = None
+            self._commit()
+
+    # --- the end -------------------------------------------------------------------------------
+
+    def stop_interrupted(self) -> None:
+        """Stopped by the user: say where, keep a checkpoint, let the callback know."""
+        state = self.state
+        where = f"after step {state.global_step}" if state.global_step >= 0 else "before any step"
+        message = (
+            f"Training interrupted {where} (epoch {state.epoch + 1}, "
+            f"{state.tokens_seen:,} tokens seen); the model keeps the weights trained so far"
+        )
+        if self.checkpoint_path is not None:
+            # a second press must not cut the save short; training is stopping anyway
+            with interrupts_deferred(reraise=False):
+                self.save()
+            message += f"; checkpoint saved to {self.checkpoint_path}, continue with resume=True"
+        self._write(message + ".")
+        try:
+            self._notify("interrupted")
+        except KeyboardInterrupt:  # a callback that stops training may do so again: fine
+            pass
+
+    def stop_finished(self) -> None:
+        if self.checkpoint_path is not None:
+            self.save()
+        self._notify("finished")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.loss is not None:
+            self.loss.close()
+
+    def save(self) -> None:
+        """Write a checkpoint of the last committed point (see the class docstring)."""
+        state = self.state
+        state.train_seconds = self._elapsed()
+        rng = {f"position.{name}": t for name, t in self.position_rng.items()}
+        if self.epoch_start_rng is not None:
+            rng.update({f"epoch_start.{name}": t for name, t in self.epoch_start_rng.items()})
+        save_checkpoint(
+            self.checkpoint_path,
+            self.model,
+            self.optimizer,
+            step=state.global_step,
+            epoch=state.epoch,
+            config=gpt_config_of(self.model),
+            training=asdict(state),
+            rng_states=rng,
+        )
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Mark a consistent point: a checkpoint taken now resumes exactly from here."""
+        self.position_rng = capture_rng_states()
+
+    def _set_learning_rate(self, step: int) -> float:
+        if not self.scheduled:  # the book's behaviour: the optimizer's lr, untouched
+            return self.optimizer.param_groups[0]["lr"]
+        lr = learning_rate_at(step, peak_lr=self.state.peak_lr, **self.schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def _update(self, event: str) -> TrainingUpdate:
+        state = self.state
+        seconds = time.perf_counter() - self.last_update_time
+        new_tokens = state.tokens_seen - self.last_update_tokens
+        return TrainingUpdate(
+            event=event,
+            step=state.global_step,
+            epoch=min(state.epoch + 1, self.num_epochs),
+            num_epochs=self.num_epochs,
+            steps_per_epoch=state.steps_per_epoch,
+            tokens_seen=state.tokens_seen,
+            train_losses=list(state.train_losses),
+            val_losses=list(state.val_losses),
+            track_tokens_seen=list(state.track_tokens_seen),
+            eval_steps=list(state.eval_steps),
+            sample=state.latest_sample,
+            start_context=self.start_context,
+            tokens_per_second=new_tokens / seconds if new_tokens and seconds > 0 else None,
+            learning_rate=state.learning_rate,
+            elapsed_seconds=self._elapsed(),
+        )
+
+    def _notify(self, event: str) -> None:
+        if self.callback is None:
+            return
+        self.callback(self._update(event))
+        # the callback's own time does not count against the tokens per second
+        self.last_update_time = time.perf_counter()
+        self.last_update_tokens = self.state.tokens_seen
+        self._commit()
+
+    def _open_progress_bar(self) -> None:
+        from tqdm.auto import tqdm
+
+        total = self.state.steps_per_epoch * self.num_epochs
+        done = min(self.state.global_step + 1, total)
+        self.bar = tqdm(total=total, initial=done, desc="Training", unit="step", dynamic_ncols=True)
+
+    def _postfix(self) -> str:
+        text = f"loss {self.batch_loss:.3f}"
+        if self.state.val_losses:
+            text += f", val {self.state.val_losses[-1]:.3f}"
+        return text
+
+    def _write(self, line: str) -> None:
+        """Print a line; with a progress bar, above it rather than through it."""
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line)
+
+
+def _rng_group(states: dict, prefix: str) -> dict:
+    """``{"position.torch": t, ...}`` -> ``{"torch": t, ...}`` for one prefix."""
+    start = prefix + "."
+    return {name[len(start) :]: t for name, t in states.items() if name.startswith(start)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning a classifier (notebook 08): the book's train_classifier_simple, plus live updates
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassifierUpdate(TrainingUpdate):
+    """A ``TrainingUpdate`` (so ``TrainingDashboard`` can draw it) plus what classification
+    adds: examples seen and the accuracies after each epoch. ``sample`` holds the accuracy
+    line of the latest epoch; ``tokens_seen`` counts padding too, since the model reads it."""
+
+    examples_seen: int = 0
+    train_accs: tuple = ()
+    val_accs: tuple = ()
+
+
+@dataclass
+class ClassifierRecord:
+    """What a training run has counted and measured so far."""
+
+    num_epochs: int
+    steps_per_epoch: int
+    step: int = -1  # the last finished optimizer step, as printed: "Step 000000" is the first
+    epoch: int = 0  # counted from 0
+    examples_seen: int = 0
+    tokens_seen: int = 0
+    train_losses: list = field(default_factory=list)
+    val_losses: list = field(default_factory=list)
+    track_tokens_seen: list = field(default_factory=list)
+    eval_steps: list = field(default_factory=list)
+    train_accs: list = field(default_factory=list)
+    val_accs: list = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def append(self, **values) -> None:
+        """Append to several lists at once, so an interrupt cannot leave them uneven."""
+        with interrupts_deferred():
+            for name, value in values.items():
+                getattr(self, name).append(value)
+
+    def update(self, event: str, learning_rate: float, sample: str | None) -> ClassifierUpdate:
+        elapsed = time.perf_counter() - self.started
+        return ClassifierUpdate(
+            event=event,
+            step=self.step,
+            epoch=min(self.epoch + 1, self.num_epochs),
+            num_epochs=self.num_epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            tokens_seen=self.tokens_seen,
+            train_losses=list(self.train_losses),
+            val_losses=list(self.val_losses),
+            track_tokens_seen=list(self.track_tokens_seen),
+            eval_steps=list(self.eval_steps),
+            sample=sample,
+            start_context="",
+            # averaged over the whole run: evaluations are part of what a step costs here
+            tokens_per_second=self.tokens_seen / elapsed if self.tokens_seen else None,
+            learning_rate=learning_rate,
+            elapsed_seconds=elapsed,
+            examples_seen=self.examples_seen,
+            train_accs=tuple(self.train_accs),
+            val_accs=tuple(self.val_accs),
+        )
+
+
+def train_classifier(
+    model,
+    train_loader,
+    val_loader,
+    optimizer,
+    device,
+    num_epochs: int,
+    eval_freq: int,
+    eval_iter: int,
+    *,
+    callback=None,
+    progress: bool = True,
+):
+    """Fine-tune ``model`` as a classifier; return
+    ``(train_losses, val_losses, train_accs, val_accs, examples_seen)``.
+
+    The book's loop: one optimizer step per batch; every ``eval_freq`` steps, print both
+    losses over ``eval_iter`` batches ("Ep 1 (Step 000000): Train loss ..., Val loss ...");
+    after each epoch, print the accuracies over ``eval_iter`` batches. ``progress``: a
+    progress bar over the steps. ``callback``: called with a ``ClassifierUpdate`` after each
+    evaluation ("evaluation"), each epoch ("epoch_end") and once at the end ("finished" or
+    "interrupted"), e.g. a ``TrainingDashboard``. Interrupting (Ctrl-C, Jupyter's stop
+    button) ends training early and returns what was recorded so far; the model keeps the
+    weights of the last completed step.
+    """
+    check_loaders(train_loader, val_loader, eval_freq)
+    rec = ClassifierRecord(num_epochs, len(train_loader))
+    log = PrintedLog(len(train_loader) * num_epochs, progress)
+
+    def notify(event: str, sample: str | None = None) -> None:
+        if callback is not None:
+            callback(rec.update(event, optimizer.param_groups[0]["lr"], sample))
+
+    try:
+        for epoch in range(num_epochs):
+            rec.epoch = epoch
+            model.train()
+            for input_batch, target_batch in train_loader:
+                optimizer.zero_grad()
+                loss = calc_loss_batch_classifier(input_batch, target_batch, model, device)
+                loss.backward()
+                with interrupts_deferred():  # the update and its counters, or neither
+                    optimizer.step()
+                    rec.examples_seen += input_batch.shape[0]
+                    rec.tokens_seen += input_batch.numel()
+                    rec.step += 1
+                log.step(loss.item())
+                if rec.step % eval_freq == 0:
+                    train_loss, val_loss = evaluate_classifier(
+                        model, train_loader, val_loader, device, eval_iter
+                    )
+                    rec.append(
+                        train_losses=train_loss,
+                        val_losses=val_loss,
+                        track_tokens_seen=rec.tokens_seen,
+                        eval_steps=rec.step,
+                    )
+                    log.write(
+                        f"Ep {rec.epoch + 1} (Step {rec.step:06d}): "
+                        f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}"
+                    )
+                    notify("evaluation")
+            train_acc = calc_accuracy_loader(train_loader, model, device, eval_iter)
+            val_acc = calc_accuracy_loader(val_loader, model, device, eval_iter)
+            rec.append(train_accs=train_acc, val_accs=val_acc)
+            log.write(accuracy_line(train_acc, val_acc))
+            notify("epoch_end", accuracy_line(train_acc, val_acc))
+    except KeyboardInterrupt:
+        log.write(
+            f"Training interrupted after step {rec.step} (epoch {rec.epoch + 1}, "
+            f"{rec.examples_seen:,} examples seen); the model keeps the weights trained so far."
+        )
+        try:
+            notify("interrupted")
+        except KeyboardInterrupt:  # a second press during the callback: stopping anyway
+            pass
+    else:
+        notify("finished")
+    finally:
+        log.close()
+    return rec.train_losses, rec.val_losses, rec.train_accs, rec.val_accs, rec.examples_seen
+
+
+class PrintedLog:
+    """Printed lines, above a progress bar when there is one."""
+
+    def __init__(self, total_steps: int, progress: bool):
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, desc="Training", unit="step", dynamic_ncols=True)
+
+    def step(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"loss {loss:.3f}", refresh=False)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
