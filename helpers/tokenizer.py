@@ -5,11 +5,40 @@ Three steps, each a little more like what real LLMs use:
 1. ``SimpleTokenizerV1`` / ``SimpleTokenizerV2``: the book's word-level tokenizers. Split the
    text with a regular expression, give every distinct piece an id (``build_vocab``). V2 maps
    words it has never seen to ``<|unk|>``.
-2. ``BPETokenizer``: byte-level byte-pair encoding written from scratch. Every text is bytes, so
-   nothing is ever unknown; training repeatedly glues the most frequent adjacent pair of tokens
-   into a new token. ``BPETokenizer.from_gpt2`` loads OpenAI's files and gives exactly GPT-2's ids.
+2. Byte-level byte-pair encoding (BPE), written from scratch. Every text is bytes, so nothing is
+   ever unknown. Training repeatedly glues the most frequent adjacent pair of tokens into a new
+   token: ``train_bpe_simple`` is that loop, plainly. ``BPETokenizer`` encodes with the merges
+   (``encode_chunk`` is its loop) and decodes; ``BPETokenizer.from_gpt2`` loads OpenAI's files
+   and gives exactly GPT-2's ids.
 3. ``gpt2_tokenizer()``: the fast ``tiktoken`` encoding, identical to
    ``tiktoken.get_encoding("gpt2")`` but built from local files, so it works offline.
+
+``BPETokenizer`` keeps its state in public attributes, for notebooks to inspect:
+
+- ``vocab``: id -> the bytes of that token. Ids 0..255 are the single bytes for a tokenizer
+  trained here; GPT-2 numbers its single bytes differently (``byte_ids``: byte -> id).
+- ``merges``: ``((left_id, right_id), new_id)`` in the order they were learnt.
+- ``merge_counts``: how often each merged pair occurred when it was learnt (None if unknown,
+  e.g. for GPT-2's files).
+- ``special_tokens``: e.g. ``{"<|endoftext|>": 50256}``; never produced by merges.
+- ``pattern``: the regex that pre-splits text into chunks (GPT-2's by default).
+- ``cache``: chunk -> its ids. Words repeat, so each distinct chunk goes through BPE once;
+  emptied at 100,000 chunks, and whenever the merges change.
+
+Encoding works like tiktoken: pre-split the text into chunks; inside each chunk, start from
+single bytes and repeatedly merge the adjacent pair whose merged bytes form the token with the
+lowest id (ids are ranks: a token learnt earlier has a lower id), until no adjacent pair forms a
+token. A special token's text (``<|endoftext|>``) is an error unless ``allowed_special`` names it
+(then it becomes its id) or ``disallowed_special=()`` (then it is ordinary text), as in tiktoken.
+
+The rest of ``BPETokenizer`` lives in modules of its own, which its methods call:
+
+- ``helpers.bpe_train``: the fast trainer behind ``train``; the same merges as
+  ``train_bpe_simple``, with pair counts updated after each merge instead of counted again;
+- ``helpers.bpe_files``: ``save`` and ``load``, one readable JSON file;
+- ``helpers.bpe_gpt2``: ``from_gpt2`` (OpenAI's encoder.json and vocab.bpe) and
+  ``gpt2_byte_to_unicode``, which is importable from here too;
+- ``helpers.bpe_checks``: tiktoken's special-token rules, and the checks that merges fit.
 
 Usage::
 
@@ -20,17 +49,22 @@ Usage::
 from __future__ import annotations
 
 import functools
-import heapq
-import json
+import math
 import operator
 import re
 import unicodedata
-import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import regex  # like `re`, plus the Unicode classes \p{L} (letters) and \p{N} (numbers)
+
+from .bpe_checks import (
+    allowed_specials,
+    check_merges,
+    replace_surrogates,
+    split_on_specials,
+)
 
 __all__ = [
     "split_text",
@@ -41,9 +75,11 @@ __all__ = [
     "GPT2_SPLIT_PATTERN",
     "GPT2_TIKTOKEN_PATTERN",
     "ENDOFTEXT",
-    "BPETokenizer",
     "render_token",
-    "gpt2_byte_to_unicode",
+    "merge_pair",
+    "train_bpe_simple",
+    "BPETokenizer",
+    "gpt2_byte_to_unicode",  # noqa: F822 (from helpers.bpe_gpt2, through __getattr__ below)
     "gpt2_tokenizer",
     "gpt2_bpe_tokenizer",
 ]
@@ -181,9 +217,7 @@ GPT2_TIKTOKEN_PATTERN = (
     r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 )
 
-_FORMAT = "helpers.tokenizer.BPETokenizer"
-_FORMAT_VERSION = 1
-_MAX_CACHE = 100_000  # chunk encodings to remember; plenty for a book, bounded for a corpus
+MAX_CACHED_CHUNKS = 100_000  # chunk encodings to remember; plenty for a book, bounded for a corpus
 
 
 def render_token(token: bytes) -> str:
@@ -218,76 +252,63 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+def train_bpe_simple(text: str, vocab_size: int, pattern: str = GPT2_SPLIT_PATTERN) -> list:
+    """Learn ``vocab_size - 256`` merges ``((left, right), new_id)``: count the pairs, merge the
+    most frequent, repeat. The same merges as ``BPETokenizer().train(..., special_tokens=())``."""
+    # Merges never cross the pre-split chunks, so each distinct chunk is kept once, with its count.
+    chunk_counts = Counter(regex.findall(pattern, text))
+    words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+    merges = []
+    for new_id in range(256, vocab_size):
+        pair_counts = Counter()
+        for word, count in zip(words, chunk_counts.values()):
+            for pair in zip(word, word[1:]):
+                pair_counts[pair] += count
+        if not pair_counts:
+            break  # every chunk is a single token: nothing is left to merge
+        # the most frequent pair; a tie goes to the smallest (left, right), as in BPETokenizer.train
+        best = min(pair_counts, key=lambda pair: (-pair_counts[pair], pair))
+        words = [merge_pair(word, best, new_id) for word in words]
+        merges.append((best, new_id))
+    return merges
+
+
 class BPETokenizer:
-    """Byte-level byte-pair encoding (BPE), as used by GPT-2.
-
-    State (all public, for notebooks to inspect):
-
-    - ``vocab``: id -> the bytes of that token. Ids 0..255 are the single bytes for a tokenizer
-      trained here; GPT-2 numbers its single bytes differently (see ``byte_ids``).
-    - ``merges``: ``((left_id, right_id), new_id)`` in the order they were learnt.
-    - ``merge_counts``: how often each merged pair occurred when it was learnt (None if unknown,
-      e.g. for GPT-2's files).
-    - ``special_tokens``: e.g. ``{"<|endoftext|>": 50256}``; never produced by merges.
-    - ``pattern``: the regex that pre-splits text into chunks (GPT-2's by default).
-
-    Encoding works like tiktoken: inside each chunk, start from single bytes and repeatedly merge
-    the adjacent pair whose merged bytes form the token with the lowest id (ids are ranks: a
-    token learnt earlier has a lower id), until no adjacent pair forms a token.
-    """
+    """Byte-level BPE as GPT-2 uses it: text -> UTF-8 bytes -> tokens, by replaying the merges.
+    Its state is public (see the module docstring); training and files have modules of their own."""
 
     def __init__(self, pattern: str = GPT2_SPLIT_PATTERN):
         self._pattern = pattern
         self._compiled = regex.compile(pattern)
-        self._set_state(byte_ids=list(range(256)), merges=[], special_tokens={})
+        self.set_merges([])
 
-    # -- state -------------------------------------------------------------------------------
-
-    def _set_state(
+    def set_merges(
         self,
-        byte_ids: Sequence[int],
         merges: Sequence[tuple[tuple[int, int], int]],
-        special_tokens: dict[str, int],
+        special_tokens: dict[str, int] | None = None,
+        byte_ids: Sequence[int] | None = None,
         merge_counts: Sequence[int] | None = None,
-    ) -> None:
-        """Build ``vocab`` from the byte ids and the merges, checking that it all fits together:
-        every id used once, merges only use ids that exist already, ids 0..n_vocab-1 all used."""
-        if sorted(set(byte_ids)) != sorted(byte_ids) or len(byte_ids) != 256:
-            raise ValueError("byte_ids must give 256 different ids, one for each byte value")
-        vocab: dict[int, bytes] = {int(i): bytes([b]) for b, i in enumerate(byte_ids)}
-        clean_merges = []
-        for n, ((left, right), new) in enumerate(merges):
-            if left not in vocab or right not in vocab:
-                raise ValueError(f"merge #{n} ({left}, {right}) -> {new} uses an id not defined before it")
-            if new in vocab:
-                raise ValueError(f"merge #{n} ({left}, {right}) -> {new} reuses id {new}")
-            vocab[new] = vocab[left] + vocab[right]
-            clean_merges.append(((left, right), new))
-        for name, i in special_tokens.items():
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"special token names must be non-empty strings, got {name!r}")
-            if i in vocab:
-                raise ValueError(f"special token {name!r} has id {i}, which is already a token")
-            vocab[i] = name.encode("utf-8")  # only for the id check below; removed again
-        if set(vocab) != set(range(len(vocab))):
-            raise ValueError(f"token ids must be exactly 0..{len(vocab) - 1}, without gaps")
-        for i in special_tokens.values():
-            del vocab[i]
-        if merge_counts is not None and len(merge_counts) != len(clean_merges):
-            raise ValueError("merge_counts must have one count per merge")
-
-        self.vocab = vocab
-        self.merges = clean_merges
+    ) -> BPETokenizer:
+        """Use these merges, in the order learnt: build ``vocab`` and the ranks that encoding
+        looks up. Byte b is id ``byte_ids[b]`` (b itself, unless given; GPT-2 numbers them
+        otherwise). Checked first; returns self."""
+        special_tokens = dict(special_tokens or {})
+        byte_ids = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
+        merges = [((left, right), new_id) for (left, right), new_id in merges]
+        check_merges(byte_ids, merges, special_tokens, merge_counts)  # see helpers.bpe_checks
+        self.vocab = {i: bytes([b]) for b, i in enumerate(byte_ids)}
+        for (left, right), new_id in merges:
+            self.vocab[new_id] = self.vocab[left] + self.vocab[right]
+        self.merges, self.byte_ids, self.special_tokens = merges, byte_ids, special_tokens
         self.merge_counts = list(merge_counts) if merge_counts is not None else None
-        self.special_tokens = dict(special_tokens)
-        self.byte_ids = [int(i) for i in byte_ids]
-        # bytes -> id, the "ranks" that encoding uses. If training produced the same bytes twice
-        # (possible, but rare), the first one learnt wins; the later id still decodes.
+        # bytes -> id, the "ranks" of encoding. Should training make the same bytes twice (rare),
+        # the first one learnt wins; the later id still decodes.
         self._ranks: dict[bytes, int] = {}
-        for i in sorted(vocab):
-            self._ranks.setdefault(vocab[i], i)
-        self._special_by_id = {i: name for name, i in self.special_tokens.items()}
-        self._cache: dict[str, list[int]] = {}  # chunk -> its ids
+        for i in sorted(self.vocab):
+            self._ranks.setdefault(self.vocab[i], i)
+        self._special_by_id = {i: name for name, i in special_tokens.items()}
+        self.cache: dict[str, list[int]] = {}  # other merges, other ids: forget the old ones
+        return self
 
     @property
     def pattern(self) -> str:
@@ -317,8 +338,6 @@ class BPETokenizer:
             f"special_tokens: {specials})"
         )
 
-    # -- training ----------------------------------------------------------------------------
-
     def train(
         self,
         text: str,
@@ -327,123 +346,11 @@ class BPETokenizer:
         verbose: bool = False,
     ) -> BPETokenizer:
         """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``; returns self.
+        The fast trainer (``helpers.bpe_train``): the same merges as ``train_bpe_simple``."""
+        # imported here, on first use, because helpers.bpe_train imports this module
+        from .bpe_train import train_bpe
 
-        Each step merges the most frequent adjacent pair of tokens. Ties go to the pair with the
-        smallest ``(left_id, right_id)``, so training is deterministic. Special tokens get the
-        last ids, as ``<|endoftext|>`` does in GPT-2; where they occur in ``text`` they only
-        separate documents and are not learnt from.
-
-        Speed comes from two things: each distinct chunk (e.g. the word " the") is stored once
-        with its frequency, and after a merge only the chunks that contained the merged pair are
-        updated, found through an index pair -> chunks.
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
-        special_tokens = list(special_tokens)
-        if len(set(special_tokens)) != len(special_tokens):
-            raise ValueError(f"special_tokens has duplicates: {special_tokens}")
-        if not all(isinstance(t, str) and t for t in special_tokens):
-            raise ValueError(f"special tokens must be non-empty strings, got {special_tokens}")
-        minimum = 256 + len(special_tokens)
-        if not isinstance(vocab_size, int) or vocab_size < minimum:
-            raise ValueError(
-                f"vocab_size must be an integer of at least {minimum} (256 byte tokens + "
-                f"{len(special_tokens)} special), got {vocab_size!r}"
-            )
-        n_merges = vocab_size - minimum
-
-        # Distinct chunks with their counts; special tokens in the text only separate documents.
-        chunk_counts: Counter[str] = Counter()
-        for part in self._split_on_specials(text, special_tokens):
-            chunk_counts.update(self._compiled.findall(part))
-        words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
-        freqs = list(chunk_counts.values())
-
-        pair_counts, where = self._count_pairs(words, freqs)
-        # Max-heap by count via negative counts; entries go stale when counts change, so each
-        # popped entry is checked against pair_counts (lazy deletion).
-        heap = [(-count, pair) for pair, count in pair_counts.items()]
-        heapq.heapify(heap)
-
-        merges, counts = [], []
-        pieces = {i: bytes([i]) for i in range(256)}  # bytes of each id, for printing
-        for step in range(n_merges):
-            best = self._pop_best(heap, pair_counts)
-            if best is None:
-                warnings.warn(
-                    f"the text has no adjacent pairs left after {step} merges, fewer than the "
-                    f"{n_merges} that vocab_size={vocab_size} asks for; the vocabulary is smaller",
-                    stacklevel=2,
-                )
-                break
-            pair, count = best
-            new_id = 256 + step
-            self._apply_merge(pair, new_id, words, freqs, pair_counts, where, heap)
-            merges.append((pair, new_id))
-            counts.append(count)
-            pieces[new_id] = pieces[pair[0]] + pieces[pair[1]]
-            if verbose:
-                self._print_merge(step, n_merges, pair, new_id, count, pieces)
-
-        first_special = 256 + len(merges)
-        specials = {name: first_special + k for k, name in enumerate(special_tokens)}
-        self._set_state(list(range(256)), merges, specials, merge_counts=counts)
-        return self
-
-    @staticmethod
-    def _count_pairs(words, freqs):
-        pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-        where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> indices of words
-        for w, (word, freq) in enumerate(zip(words, freqs)):
-            for pair in zip(word, word[1:]):
-                pair_counts[pair] += freq
-                where[pair].add(w)
-        return pair_counts, where
-
-    @staticmethod
-    def _pop_best(heap, pair_counts):
-        """The most frequent pair and its count, or None when no pairs are left."""
-        while heap:
-            neg_count, pair = heapq.heappop(heap)
-            if pair_counts.get(pair) == -neg_count:  # not a stale entry
-                return pair, -neg_count
-        return None
-
-    @staticmethod
-    def _apply_merge(pair, new_id, words, freqs, pair_counts, where, heap):
-        """Merge ``pair`` in every word that has it, updating counts and the index in place."""
-        changed = set()
-        for w in where.pop(pair):
-            old, freq = words[w], freqs[w]
-            new = merge_pair(old, pair, new_id)
-            words[w] = new
-            old_pairs, new_pairs = Counter(zip(old, old[1:])), Counter(zip(new, new[1:]))
-            for p in old_pairs.keys() | new_pairs.keys():
-                delta = new_pairs[p] - old_pairs[p]
-                if delta:
-                    pair_counts[p] += delta * freq
-                    changed.add(p)
-                if p not in new_pairs:
-                    where[p].discard(w)
-                elif p not in old_pairs:
-                    where[p].add(w)
-        for p in changed:
-            if pair_counts[p] > 0:
-                heapq.heappush(heap, (-pair_counts[p], p))
-            else:
-                del pair_counts[p]
-                where.pop(p, None)
-        pair_counts.pop(pair, None)
-
-    @staticmethod
-    def _print_merge(step, n_merges, pair, new_id, count, pieces):
-        left, right, new = (render_token(pieces[i]) for i in (*pair, new_id))
-        print(
-            f"merge {step + 1:>{len(str(n_merges))}}/{n_merges}  id {new_id}:  "
-            f"'{left}' + '{right}' -> '{new}'  (count {count:,})"
-        )
-
-    # -- encoding ----------------------------------------------------------------------------
+        return train_bpe(self, text, vocab_size, special_tokens, verbose)
 
     def encode(
         self,
@@ -451,39 +358,11 @@ class BPETokenizer:
         allowed_special: str | Iterable[str] = frozenset(),
         disallowed_special: str | Iterable[str] = "all",
     ) -> list[int]:
-        """Text -> token ids, with tiktoken's rules for special tokens.
-
-        By default a special token's text (e.g. "<|endoftext|>") in ``text`` is an error, since
-        it usually comes from data rather than from you. Pass ``allowed_special={"<|endoftext|>"}``
-        (or "all") to turn it into its special id, or ``disallowed_special=()`` to encode it as
-        ordinary text.
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
-        allowed = self._allowed_specials(allowed_special)
-        disallowed = (
-            self.special_tokens_set - allowed
-            if disallowed_special == "all"
-            else set(disallowed_special)
-        )
-        if disallowed:
-            found = regex.search(self._special_pattern(disallowed), text)
-            if found:
-                token = found.group()
-                raise ValueError(
-                    f"The text contains the special token {token!r}, which is not allowed here. "
-                    f"To encode it as the special token, pass allowed_special={{{token!r}}} (or "
-                    f"'all'); to encode it as ordinary text, pass disallowed_special=()."
-                )
-        # Lone surrogates (e.g. half an emoji from a bad slice) cannot be UTF-8 encoded; replace
-        # them with U+FFFD as tiktoken does.
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
+        """Text -> token ids. A special token's text becomes its id only if allowed; if not,
+        it is an error, or ordinary text with ``disallowed_special=()`` (as in tiktoken)."""
+        allowed = allowed_specials(text, self.special_tokens, allowed_special, disallowed_special)
         ids: list[int] = []
-        for part in self._split_on_specials(text, allowed, keep=True):
+        for part in split_on_specials(replace_surrogates(text), allowed, keep=True):
             if part in allowed:
                 ids.append(self.special_tokens[part])
             else:
@@ -493,93 +372,38 @@ class BPETokenizer:
     def encode_ordinary(self, text: str) -> list[int]:
         """Text -> ids, treating special tokens' text as ordinary text."""
         ids: list[int] = []
-        cache = self._cache
         for chunk in self._compiled.findall(text):
-            # most chunks are words seen before: one dictionary lookup, no UTF-8 encoding
-            chunk_ids = cache.get(chunk)
-            ids.extend(chunk_ids if chunk_ids is not None else self._encode_chunk(chunk))
+            if chunk not in self.cache:  # words repeat: each distinct chunk goes through BPE once
+                if len(self.cache) >= MAX_CACHED_CHUNKS:
+                    self.cache.clear()
+                # A chunk that is one token (most words, for GPT-2) needs no loop; the loop would
+                # end at that token too (tested), as in tiktoken.
+                whole = self._ranks.get(chunk.encode("utf-8"))
+                self.cache[chunk] = [whole] if whole is not None else self.encode_chunk(chunk)
+            ids.extend(self.cache[chunk])
         return ids
 
-    def _encode_chunk(self, text: str) -> list[int]:
-        """BPE inside one pre-split chunk, remembered because words repeat a lot."""
-        chunk = text.encode("utf-8")
-        if chunk in self._ranks:
-            # The whole chunk is one token: done. Fast for common words, and what tiktoken does
-            # (for GPT-2 it changes no result: the merges reach every token's bytes anyway).
-            ids = [self._ranks[chunk]]
-        else:
-            ids = [self._ranks[p] for p in self._bpe(chunk)]
-        if len(self._cache) >= _MAX_CACHE:
-            self._cache.clear()
-        self._cache[text] = ids
-        return ids
-
-    def _bpe(self, chunk: bytes) -> list[bytes]:
-        """Start from single bytes; merge the adjacent pair that forms the lowest-id token (the
-        leftmost on ties) until no adjacent pair forms a token.
-
-        ``ranks[i]`` is the id that ``parts[i] + parts[i + 1]`` would become (infinity: none).
-        A merge changes only the two pairs beside it, so only those are looked up again,
-        instead of every pair at every step."""
-        parts = [chunk[i : i + 1] for i in range(len(chunk))]
-        lookup, none = self._ranks.get, float("inf")
-        ranks = [lookup(left + right, none) for left, right in zip(parts, parts[1:])]
-        while ranks:
+    def encode_chunk(self, chunk: str) -> list[int]:
+        """BPE inside one pre-split chunk: start from its bytes and merge, again and again, the
+        adjacent pair that forms the token with the lowest id, i.e. the merge learnt first."""
+        parts = [bytes([b]) for b in chunk.encode("utf-8")]
+        while len(parts) > 1:
+            # the id each adjacent pair would become; a pair that is no token gets infinity
+            ranks = [self._ranks.get(a + b, math.inf) for a, b in zip(parts, parts[1:])]
             best = min(ranks)
-            if best == none:
-                break
-            i = ranks.index(best)  # the leftmost of equal ranks
+            if best == math.inf:
+                break  # no adjacent pair forms a token: done
+            i = ranks.index(best)  # the leftmost pair, if several have that rank
             parts[i : i + 2] = [parts[i] + parts[i + 1]]
-            del ranks[i]
-            if i > 0:
-                ranks[i - 1] = lookup(parts[i - 1] + parts[i], none)
-            if i < len(parts) - 1:
-                ranks[i] = lookup(parts[i] + parts[i + 1], none)
-        return parts
-
-    def _allowed_specials(self, allowed_special) -> set[str]:
-        if allowed_special == "all":
-            return self.special_tokens_set
-        if isinstance(allowed_special, str):
-            raise TypeError(
-                f"allowed_special must be 'all' or a set of token names, got the string "
-                f"{allowed_special!r}; did you mean {{{allowed_special!r}}}?"
-            )
-        allowed = set(allowed_special)
-        unknown = allowed - self.special_tokens_set
-        if unknown:
-            raise ValueError(
-                f"allowed_special names {sorted(unknown)}, which are not special tokens of this "
-                f"tokenizer; it has {sorted(self.special_tokens) or 'none'}"
-            )
-        return allowed
-
-    @staticmethod
-    def _special_pattern(tokens: Iterable[str]) -> str:
-        # Longest first, so a special token that contains another one wins.
-        alternatives = sorted(tokens, key=len, reverse=True)
-        return "|".join(regex.escape(t) for t in alternatives)
-
-    def _split_on_specials(self, text: str, specials: Iterable[str], keep: bool = False) -> list[str]:
-        """Split ``text`` around occurrences of ``specials``, keeping them as parts if ``keep``."""
-        specials = list(specials)
-        if not specials:
-            return [text]
-        pattern = self._special_pattern(specials)
-        parts = regex.split(f"({pattern})" if keep else pattern, text)
-        return [p for p in parts if p]
-
-    # -- decoding ----------------------------------------------------------------------------
+        return [self._ranks[part] for part in parts]
 
     def decode_single_token_bytes(self, token_id: int) -> bytes:
         """The bytes of one token (special tokens: their UTF-8 text)."""
         token_id = _as_id(token_id)
-        piece = self.vocab.get(token_id)
-        if piece is not None:
-            return piece
-        name = self._special_by_id.get(token_id)
-        if name is not None:
-            return name.encode("utf-8")
+        if token_id in self.vocab:
+            return self.vocab[token_id]
+        if token_id in self._special_by_id:
+            return self._special_by_id[token_id].encode("utf-8")
         raise ValueError(
             f"token id {token_id!r} is not in the vocabulary (valid ids: 0..{self.n_vocab - 1})"
         )
@@ -593,137 +417,36 @@ class BPETokenizer:
         to '�' for the broken part (``errors="replace"``, as tiktoken does)."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
-    # -- saving and loading ------------------------------------------------------------------
-
     def save(self, path: str | Path) -> Path:
-        """Write the tokenizer to one readable JSON file (one merge per line); returns the path."""
-        path = Path(path)
-        header = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "pattern": self.pattern,
-            "special_tokens": self.special_tokens,
-        }
-        if self.byte_ids != list(range(256)):
-            header["byte_ids"] = self.byte_ids  # GPT-2 numbers its single bytes differently
-        if self.merge_counts is not None:
-            header["merge_counts"] = self.merge_counts
-        lines = ["{"]
-        lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in header.items()]
-        lines.append('  "merges": [')
-        merge_lines = [f"    [{l}, {r}, {n}]" for (l, r), n in self.merges]
-        lines.append(",\n".join(merge_lines))
-        lines += ["  ]", "}", ""]
-        path.write_text("\n".join(lines), encoding="utf-8")
-        return path
+        """Write the tokenizer to one readable JSON file (``helpers.bpe_files``); returns
+        the path."""
+        from .bpe_files import save_bpe
+
+        return save_bpe(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        """Read a file written by ``save``."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is not a saved BPETokenizer (not valid JSON: {err})") from None
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a saved BPETokenizer (no \"format\": \"{_FORMAT}\")")
-        if data.get("version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{path} has format version {data.get('version')!r}; this code reads version "
-                f"{_FORMAT_VERSION}"
-            )
-        try:
-            tokenizer = cls(pattern=data["pattern"])
-            merges = [((int(l), int(r)), int(n)) for l, r, n in data["merges"]]
-            tokenizer._set_state(
-                byte_ids=data.get("byte_ids", list(range(256))),
-                merges=merges,
-                special_tokens={str(k): int(v) for k, v in data["special_tokens"].items()},
-                merge_counts=data.get("merge_counts"),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError, regex.error) as err:
-            raise ValueError(f"{path} is a corrupted BPETokenizer file: {err!r}") from None
-        return tokenizer
+        """Read a file written by ``save`` (``helpers.bpe_files``)."""
+        from .bpe_files import load_bpe
 
-    # -- GPT-2 -------------------------------------------------------------------------------
+        return load_bpe(path, cls)
 
     @classmethod
     def from_gpt2(cls, encoder_json_path: str | Path, vocab_bpe_path: str | Path) -> BPETokenizer:
-        """Load OpenAI's GPT-2 files; the result gives exactly tiktoken's "gpt2" ids.
+        """Load OpenAI's GPT-2 files (``helpers.bpe_gpt2``); the ids are tiktoken's "gpt2" ids."""
+        from .bpe_gpt2 import from_gpt2_files
 
-        ``encoder.json`` maps token strings to ids, where each byte is written as a printable
-        stand-in character (``gpt2_byte_to_unicode``: a space is 'Ġ'). ``vocab.bpe`` lists the
-        50,000 merges in order, after a version line. The n-th merge must create id 256 + n:
-        that is what makes GPT-2's ids usable as ranks.
-        """
-        try:
-            encoder = json.loads(Path(encoder_json_path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{encoder_json_path} is not GPT-2's encoder.json ({err})") from None
-        if not isinstance(encoder, dict):
-            raise ValueError(f"{encoder_json_path} is not GPT-2's encoder.json (not a JSON object)")
-        merge_lines = Path(vocab_bpe_path).read_text(encoding="utf-8").split("\n")
-        if not merge_lines[0].startswith("#version"):
-            raise ValueError(f"{vocab_bpe_path} does not start with a '#version' line; is it vocab.bpe?")
-        merge_lines = [line for line in merge_lines[1:] if line]
-
-        stand_in = gpt2_byte_to_unicode()
-        byte_of = {ch: b for b, ch in stand_in.items()}
-        mismatch = f"{encoder_json_path} and {vocab_bpe_path} do not belong together"
-
-        def token_id(token: str) -> int:
-            if token not in encoder:
-                raise ValueError(f"{mismatch}: {token!r} from vocab.bpe is not in encoder.json")
-            return encoder[token]
-
-        byte_ids = [token_id(stand_in[b]) for b in range(256)]
-        merges = []
-        for n, line in enumerate(merge_lines):
-            if line.count(" ") != 1:
-                raise ValueError(f"{vocab_bpe_path}, merge #{n}: expected 'left right', got {line!r}")
-            left, right = line.split(" ")
-            new = token_id(left + right)
-            if new != 256 + n:
-                raise ValueError(
-                    f"{mismatch}: merge #{n} {line!r} makes id {new} in encoder.json, expected {256 + n}"
-                )
-            merges.append(((token_id(left), token_id(right)), new))
-
-        specials = {t: i for t, i in encoder.items() if t == ENDOFTEXT}
-        tokenizer = cls(GPT2_SPLIT_PATTERN)
-        tokenizer._set_state(byte_ids, merges, specials)
-        # Every entry of encoder.json must be the bytes the merges build for that id.
-        for token, i in encoder.items():
-            if token in specials:
-                continue
-            try:
-                expected = bytes(byte_of[ch] for ch in token)
-            except KeyError:
-                raise ValueError(f"{mismatch}: {token!r} in encoder.json is not GPT-2 byte text") from None
-            if tokenizer.vocab.get(i) != expected:
-                raise ValueError(f"{mismatch}: id {i} is {token!r} in encoder.json, but not in vocab.bpe")
-        return tokenizer
+        return from_gpt2_files(encoder_json_path, vocab_bpe_path, cls)
 
 
-def gpt2_byte_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in for every byte, as used in encoder.json and vocab.bpe.
+def __getattr__(name: str):
+    """``gpt2_byte_to_unicode`` moved to ``helpers.bpe_gpt2``; importing it from here still works
+    (on first use: that module imports this one)."""
+    if name == "gpt2_byte_to_unicode":
+        from .bpe_gpt2 import gpt2_byte_to_unicode
 
-    Bytes that are visible Latin-1 characters stand for themselves ('!'..'~', '¡'..'¬', '®'..'ÿ').
-    The other 68 (space, control characters, the soft hyphen) are shifted up to chr(256), chr(257),
-    ... in byte order, so a space (byte 32) becomes chr(256 + 32) = 'Ġ' and a newline 'Ċ'.
-    """
-
-    def visible(b: int) -> bool:
-        return 0x21 <= b <= 0x7E or 0xA1 <= b <= 0xAC or 0xAE <= b <= 0xFF
-
-    mapping, shifted = {}, 0
-    for b in range(256):
-        if visible(b):
-            mapping[b] = chr(b)
-        else:
-            mapping[b] = chr(256 + shifted)
-            shifted += 1
-    return mapping
+        return gpt2_byte_to_unicode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------

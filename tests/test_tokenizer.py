@@ -1,7 +1,9 @@
 """helpers.tokenizer: the book's numbers, BPE from scratch, and exact parity with tiktoken's GPT-2."""
 
+import ast
 import functools
 import hashlib
+import inspect
 import json
 import shutil
 import warnings
@@ -26,6 +28,7 @@ from helpers.tokenizer import (
     gpt2_tokenizer,
     render_token,
     split_text,
+    train_bpe_simple,
 )
 
 GPT2_URLS = {
@@ -557,3 +560,90 @@ def test_bad_inputs(verdict_bpe):
         verdict_bpe.encode("x", allowed_special=ENDOFTEXT)
     with pytest.raises(TypeError):
         verdict_bpe.encode(["not", "a", "string"])
+
+
+# --- 4. the readable trainer, the encode loop, and the modules around them ------------------
+
+
+def test_simple_trainer_learns_the_fast_trainers_merges_on_the_verdict(verdict):
+    fast = BPETokenizer().train(verdict, vocab_size=256 + 300, special_tokens=())
+    simple = train_bpe_simple(verdict, vocab_size=256 + 300)
+    assert len(simple) == 300
+    assert simple == fast.merges  # the same pairs, the same new ids, in the same order
+
+
+@PROPERTY
+@given(
+    text=st.text(alphabet="ab c\n", max_size=80) | st.text(alphabet="xyz", max_size=30) | st.text(max_size=40),
+    n=st.integers(0, 20),
+)
+def test_simple_trainer_learns_the_fast_trainers_merges_property(text, n):
+    # tiny alphabets make many ties between equally frequent pairs: both must break them alike
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small texts may run out of pairs
+        fast = BPETokenizer().train(text, vocab_size=256 + n, special_tokens=())
+    assert train_bpe_simple(text, vocab_size=256 + n) == fast.merges
+
+
+def test_shown_objects_stay_small():
+    """What notebook 01 shows with show_source: the idea, at about a book's page."""
+    assert len(inspect.getsourcelines(train_bpe_simple)[0]) <= 30
+    assert len(inspect.getsourcelines(BPETokenizer.encode_chunk)[0]) <= 20
+    assert len(inspect.getsourcelines(BPETokenizer)[0]) <= 170
+
+
+def test_encode_chunk_merges_the_lowest_id_first_and_leftmost_on_ties():
+    a, b = ord("a"), ord("b")
+    tokenizer = BPETokenizer().set_merges([((b, b), 256), ((a, b), 257), ((a, a), 258)])
+    assert tokenizer.encode_chunk("abb") == [a, 256]  # "bb" (256) was learnt before "ab" (257)
+    assert tokenizer.encode_chunk("aaa") == [258, a]  # the leftmost "aa" first
+    assert tokenizer.encode_chunk("é") == list("é".encode("utf-8"))  # bytes no merge joins
+    assert tokenizer.encode_chunk("") == []
+
+
+@pytest.mark.parametrize("tokenizer_name", ["verdict_bpe", "gpt2_ours"])
+def test_encode_loop_reaches_every_token_that_is_a_whole_chunk(tokenizer_name, request):
+    """encode_ordinary takes a chunk that is one token as that token without running the
+    loop; the loop must end at the same token, or the shortcut would change ids."""
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    checked = 0
+    for token_id, token in tokenizer.vocab.items():
+        try:
+            text = token.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # part of a character: never a chunk of its own
+        ids = tokenizer.encode_chunk(text)
+        assert len(ids) == 1 and tokenizer.vocab[ids[0]] == token, (token_id, token)
+        checked += 1
+    assert checked > 0.7 * len(tokenizer.vocab)  # the 128 bytes 0x80..0xff alone are no text
+
+
+def test_set_merges_checks_before_it_changes_anything():
+    tokenizer = BPETokenizer().train("low lower lowest " * 10, vocab_size=260)
+    merges = tokenizer.merges
+    with pytest.raises(ValueError, match="not defined before"):
+        tokenizer.set_merges([((300, 301), 256)])
+    assert tokenizer.merges == merges and tokenizer.encode("lower")[0] >= 256
+
+
+def test_moved_names_still_import_from_helpers_tokenizer():
+    import helpers.tokenizer
+    from helpers.bpe_gpt2 import gpt2_byte_to_unicode as moved
+
+    assert gpt2_byte_to_unicode is moved
+    for name in helpers.tokenizer.__all__:
+        getattr(helpers.tokenizer, name)
+
+
+def test_no_tokenizer_module_imports_a_private_name():
+    from pathlib import Path
+
+    import helpers
+
+    folder = Path(helpers.__file__).parent
+    for path in [folder / "tokenizer.py", *sorted(folder.glob("bpe_*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
+
