@@ -116,7 +116,7 @@ def test_missing_weights_offline_are_reported_with_their_size(machine, capsys):
 
 def test_weights_are_downloaded_into_the_data_folder(machine, monkeypatch):
     monkeypatch.delenv("LLM_OFFLINE")
-    monkeypatch.setattr("helpers.weights._unreachable_reason", lambda: None)
+    monkeypatch.setattr("helpers.hub.unreachable_reason", lambda: None)
     calls = []
 
     def fake_download(repo_id, filename, *, local_files_only=False, local_dir=None, **kwargs):

@@ -6,11 +6,13 @@ must give the same logits and the same greedy text after ``load_gpt2``. No netwo
 download is replaced by fakes, and the mirror is a temporary folder.
 """
 
+import inspect
 import json
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import helpers.weights as weights
+from helpers import attention
+from helpers.gpt2_mapping import Source, gpt2_weight_map
 from helpers.model import GPT_CONFIG_124M, GPTModel, count_parameters, generate_text_simple
 from helpers.weights import (
     GPT2_REPOS,
@@ -146,6 +150,102 @@ def test_dtype_is_converted_while_copying(hf_model, pretrained_folder):
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     diff = (logits_of(model).float() - logits_of(hf_model)).abs().max().item()
     assert diff < 0.5  # bfloat16 keeps ~3 significant digits
+
+
+# --- the mapping notebook 06 shows, and that load_gpt2 follows ---------------------------------
+
+
+def test_the_mapping_covers_every_parameter_of_gpt2_small_once():
+    with torch.device("meta"):  # shapes only: no memory, no initialisation worth the time
+        model = GPTModel({**GPT_CONFIG_124M, "qkv_bias": True})
+    params = [name for name, _ in model.named_parameters()]
+    weight_map = gpt2_weight_map(GPT_CONFIG_124M["n_layers"])
+    assert len(params) == len(set(params)) == len(weight_map)  # a dict: each name once
+    assert set(weight_map) == set(params)
+
+
+def test_the_mapping_reads_every_tensor_of_a_gpt2_file_into_the_right_shape(hf_model):
+    theirs = {k.removeprefix("transformer."): v for k, v in hf_model.state_dict().items()}
+    theirs.pop("lm_head.weight")  # the tied head: the same matrix as wte
+    with torch.device("meta"):
+        ours = dict(GPTModel(TINY).named_parameters())
+    weight_map = gpt2_weight_map(N_LAYER)
+    assert {source.name for source in weight_map.values()} == set(theirs)
+    for name, source in weight_map.items():
+        assert source.take(theirs[source.name]).shape == ours[name].shape, name
+        assert source.file_shape(ours[name].shape) == tuple(theirs[source.name].shape), name
+
+
+def test_the_mapping_states_the_books_three_twists():
+    weight_map = gpt2_weight_map(12)
+    # c_attn holds [query | key | value]: each of ours takes its third, the weight transposed
+    qkv = [weight_map[f"trf_blocks.5.att.{w}.weight"] for w in ("W_query", "W_key", "W_value")]
+    assert qkv == [Source("h.5.attn.c_attn.weight", transpose=True, third=k) for k in range(3)]
+    assert weight_map["trf_blocks.5.att.W_value.bias"] == Source("h.5.attn.c_attn.bias", third=2)
+    # every Conv1D matrix (c_attn, c_proj, c_fc) is transposed, and nothing else
+    for source in weight_map.values():
+        assert source.transpose == (".c_" in source.name and source.name.endswith(".weight"))
+    # the output head is the token embedding
+    assert weight_map["out_head.weight"] == weight_map["tok_emb.weight"] == Source("wte.weight")
+
+
+def test_the_mapping_is_short_enough_to_read_in_a_notebook():
+    lines, _ = inspect.getsourcelines(gpt2_weight_map)
+    assert len(lines) <= 40
+
+
+def test_load_gpt2_follows_the_mapping(hf_model, hub_folder, monkeypatch):
+    calls = []
+
+    def spy(n_layers):
+        calls.append(n_layers)
+        return gpt2_weight_map(n_layers)
+
+    monkeypatch.setattr(weights, "gpt2_weight_map", spy)
+    model = load_gpt2(hub_folder)
+    assert calls == [N_LAYER]
+    assert (logits_of(model) - logits_of(hf_model)).abs().max().item() <= 1e-4
+
+
+def test_loading_replaces_no_function_of_torch_or_helpers(hub_folder):
+    """The model is built without initialising it, but not by swapping out ``torch.nn.init``
+    (or ``causal_mask``) for the whole process: while it is built, every one of them is still
+    the original, and another thread initialises and masks as usual."""
+    def functions():
+        found = {f"torch.nn.init.{k}": v for k, v in vars(torch.nn.init).items() if callable(v)}
+        found |= {"torch.triu": torch.triu, "torch.empty_like": torch.empty_like}
+        return found | {"helpers.attention.causal_mask": attention.causal_mask}
+
+    before, replaced, other_thread = functions(), set(), []
+
+    def in_another_thread():
+        weight = torch.empty(2000)
+        torch.nn.init.normal_(weight)
+        mask = attention.causal_mask(3)
+        other_thread.append((weight.device.type, weight.std().item(), mask.tolist()))
+
+    def observe(*args):  # called whenever a module registers a parameter or a buffer
+        replaced.update(name for name, f in functions().items() if f is not before[name])
+        if not other_thread:  # once, in the middle of the build
+            worker = threading.Thread(target=in_another_thread)
+            worker.start()
+            worker.join()
+
+    hooks = [
+        torch.nn.modules.module.register_module_parameter_registration_hook(observe),
+        torch.nn.modules.module.register_module_buffer_registration_hook(observe),
+    ]
+    try:
+        load_gpt2(hub_folder)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert other_thread, "the hooks never ran: nothing was observed during the build"
+    assert replaced == set()
+    assert functions() == before
+    device, std, mask = other_thread[0]
+    assert device == "cpu" and 0.9 < std < 1.1  # a real normal_, not a no-op on the meta device
+    assert mask == [[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
 
 
 # --- errors that say what is wrong ------------------------------------------------------------
@@ -324,12 +424,19 @@ def test_offline_flag_fails_fast_with_one_sentence(hub, monkeypatch):
     ids=["hub-offline", "connection-error", "timeout"],
 )
 def test_connection_errors_become_one_sentence(hub, monkeypatch, error, reason):
-    monkeypatch.setattr(weights, "_unreachable_reason", lambda: None)  # "the network is up"
+    monkeypatch.setattr("helpers.hub.unreachable_reason", lambda: None)  # "the network is up"
     hub.network_error = error
     with pytest.raises(WeightsUnavailable) as err:
         download_gpt2("small")
     assert_one_clear_sentence(str(err.value), "gpt2-small (124M)", reason, "$LLM_DATA_MIRROR/gpt2 ")
     assert ("openai-community/gpt2", "config.json", False) in hub.calls
+
+
+def test_an_unreachable_hub_refuses_before_any_download(hub, monkeypatch):
+    monkeypatch.setattr("helpers.hub.unreachable_reason", lambda: "the hub room's check")
+    with pytest.raises(WeightsUnavailable, match=r"\(the hub room's check\)"):
+        download_gpt2("small")
+    assert hub.calls and all(local_only for *_, local_only in hub.calls)
 
 
 def test_unreachable_hub_is_detected_in_seconds(hub, monkeypatch):
