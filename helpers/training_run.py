@@ -119,6 +119,14 @@ class TrainingUpdate:
         return [(step + 1) / self.steps_per_epoch for step in self.eval_steps]
 
 
+CURVES = ("train_losses", "val_losses", "track_tokens_seen", "eval_steps")
+
+
+def curves_of(record) -> dict[str, list]:
+    """Copies of a run's curve lists (``CURVES``), for an update: a snapshot, not a view."""
+    return {name: list(getattr(record, name)) for name in CURVES}
+
+
 def train_model(
     model,
     train_loader,
@@ -482,10 +490,7 @@ class TrainingRun:
             num_epochs=self.num_epochs,
             steps_per_epoch=state.steps_per_epoch,
             tokens_seen=state.tokens_seen,
-            train_losses=list(state.train_losses),
-            val_losses=list(state.val_losses),
-            track_tokens_seen=list(state.track_tokens_seen),
-            eval_steps=list(state.eval_steps),
+            **curves_of(state),
             sample=state.latest_sample,
             start_context=self.start_context,
             tokens_per_second=new_tokens / seconds if new_tokens and seconds > 0 else None,
@@ -578,10 +583,7 @@ class ClassifierRecord:
             num_epochs=self.num_epochs,
             steps_per_epoch=self.steps_per_epoch,
             tokens_seen=self.tokens_seen,
-            train_losses=list(self.train_losses),
-            val_losses=list(self.val_losses),
-            track_tokens_seen=list(self.track_tokens_seen),
-            eval_steps=list(self.eval_steps),
+            **curves_of(self),
             sample=sample,
             start_context="",
             # averaged over the whole run: evaluations are part of what a step costs here
