@@ -27,7 +27,7 @@ bpe_train, bpe_files, bpe_gpt2, bpe_checks   fast BPE training, file format, GPT
 fused_attention    MultiHeadAttention with PyTorch's fused kernel (training speed)
 kv_cache           KVCache, CachedGPT: generation that reuses earlier keys and values
 decoding_kernels   fused LayerNorm/GELU, core-parallel one-row products (cached steps)
-training_run       train_model, train_classifier: checkpoints, exact resume, live updates
+training_run       train_model_resumable, train_classifier: checkpoints, exact resume, live updates
 train_options      TrainingOptions: bf16, fused AdamW, compile, padded head, chunked loss
 checkpoint         atomic safetensors checkpoints, exact resume
 atomic             files written under a temporary name, then renamed

@@ -243,7 +243,7 @@ def save_checkpoint(
 
     ``config``: the model's config dict, so ``load_model_from_checkpoint`` can rebuild it
     (read off the model when it is a ``GPTModel``). ``training``: JSON-able progress (losses,
-    position in the epoch; ``helpers.training_run.train_model`` fills it). ``rng_states``:
+    position in the epoch; ``helpers.training_run.train_model_resumable`` fills it). ``rng_states``:
     named generator states (see ``capture_rng_states``). ``extra``: anything else JSON-able, e.g. the data used.
     """
     final = Path(path)

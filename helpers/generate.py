@@ -47,7 +47,7 @@ from torch import nn
 
 from .decoding_kernels import SplitLinear, decoding_kernels
 from .kv_cache import NextTokenLogits, supports_kv_cache
-from .runtime import eval_mode
+from .runtime import eval_mode, model_device
 
 __all__ = [
     "generate",
@@ -280,7 +280,7 @@ def next_token_logits(model: nn.Module, idx, context_size: int) -> torch.Tensor:
     last ``context_size`` tokens (with a ``PromptCroppedWarning``). Runs in eval mode.
     """
     idx = _check_prompt(_as_batch_of_one(idx), context_size)
-    device = next((p.device for p in model.parameters()), idx.device)
+    device = model_device(model, default=idx.device)
     with eval_mode(model):
         return model(idx.to(device))[0, -1, :].float().cpu()
 

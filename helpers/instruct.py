@@ -22,7 +22,7 @@ targets that predict prompt tokens become ``ignore_index`` too, so only the resp
 its end) is learnt. Unlike the book's, the padding is found by position, not by value, so
 an end token inside a text is still learnt.
 
-Training reuses pretraining's loop (``helpers.training_run.train_model``, the book's
+Training reuses pretraining's loop (``helpers.training_run.train_model_resumable``, the book's
 ``train_model_simple`` with checkpoints and a dashboard): the loaders here yield the same
 (inputs, targets) batches as pretraining, and ``cross_entropy`` skips targets of -100.
 
@@ -54,7 +54,7 @@ from torch.utils.data import DataLoader, Dataset
 from .atomic import write_json_atomically
 from .data import fetch
 from .generate import generate, generated_tokens
-from .runtime import eval_mode
+from .runtime import eval_mode, model_device
 
 __all__ = [
     "PAD_TOKEN_ID",
@@ -319,10 +319,6 @@ def instruction_dataloaders(
 # ---------------------------------------------------------------------------------------------
 
 
-def _model_device(model: nn.Module):
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
 def _context_size(model: nn.Module, context_size: int | None) -> int:
     if context_size is not None:
         return context_size
@@ -357,7 +353,7 @@ def generate_response(
     without the header, which a fine-tuned model writes itself), up to the end token; the
     header is removed and the text stripped. Greedy by default; sampling uses the global
     random state, so seed it to repeat. ``device``: default the model's."""
-    device = device or _model_device(model)
+    device = device or model_device(model)
     context_size = _context_size(model, context_size)
     ids = torch.tensor([tokenizer.encode(prompt_text(entry, style))], device=device)
     out = generate(
@@ -439,7 +435,7 @@ def reference_perplexity(
     ``mask_prompt=True`` training). Lower is better; 1 would be a model certain of every
     reference token. No generation, no judge: it needs nothing but the model.
     """
-    device = device or _model_device(model)
+    device = device or model_device(model)
     context_size = _context_size(model, context_size)
     dataset = InstructionDataset(entries, tokenizer, style, mask_prompt=True)
     collate = partial(

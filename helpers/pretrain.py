@@ -1,6 +1,6 @@
 """Pretraining as a command: one device, or many GPUs and machines with torchrun and DDP.
 
-The notebook's loop (``helpers.training_run.train_model``) is for watching a model learn; this is for
+The notebook's loop (``helpers.training_run.train_model_resumable``) is for watching a model learn; this is for
 running a longer job: configured by flags or a JSON file, counted in optimizer steps,
 resumable, and the same script on a laptop, one GPU or many.
 

@@ -1,5 +1,6 @@
 """Where the notebooks run: device choice, seeding, run-size profiles, Colab detection, and
-two guards every loop uses: ``eval_mode(model)`` and ``interrupts_deferred()``.
+two guards every loop uses: ``eval_mode(model)`` and ``interrupts_deferred()``, and
+``model_device(model)``.
 
 Every notebook starts with ``profile = runtime.active_profile()`` and reads the sizes of its
 models and training runs from that one object, so the same notebook runs in seconds on CI
@@ -195,6 +196,11 @@ def _short(value) -> str:
         return value.split(" (")[0]  # "gpt2-small (124M)" -> "gpt2-small"
     return f"{value:,}"
 
+
+
+def model_device(model: torch.nn.Module, default="cpu") -> torch.device:
+    """The device of ``model``'s parameters (``default`` for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device(default))
 
 @contextmanager
 def eval_mode(model: torch.nn.Module):

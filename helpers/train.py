@@ -14,7 +14,7 @@ The book's API, with the book's names and return values::
 plus ``learning_rate_at``, the warmup and cosine schedule of the book's appendix D.
 
 ``train_model_simple`` is the book's loop, to read. The runs in the notebooks use
-``helpers.training_run.train_model``: the same steps, plus checkpoints, a clean stop and an
+``helpers.training_run.train_model_resumable``: the same steps, plus checkpoints, a clean stop and an
 exact resume, the schedule, a live dashboard and speed options (``helpers.train_options``).
 
 Usage::

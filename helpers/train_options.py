@@ -3,7 +3,7 @@
 ``TrainingOptions`` holds the switches; ``TrainingLoss`` is ``calc_loss_batch`` with them
 applied (fused attention, bf16 autocast, ``torch.compile``, a loss computed in chunks);
 ``prepare_model`` and ``make_optimizer`` apply the ones that act when the model and optimizer
-are built (a padded output head, fused AdamW). ``helpers.training_run.train_model`` and
+are built (a padded output head, fused AdamW). ``helpers.training_run.train_model_resumable`` and
 ``helpers.pretrain`` take them; the book's loop (``helpers.train.train_model_simple``) does not.
 
     options = TrainingOptions.fast(device)
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .fused_attention import fused_attention
+from .runtime import model_device
 
 BF16_CHOICES = (False, True, "auto")
 
@@ -154,7 +155,7 @@ def autocast_context(options: TrainingOptions, device):
 
 def make_optimizer(model: nn.Module, options: TrainingOptions, lr: float, weight_decay: float):
     """The book's ``AdamW(model.parameters(), lr, weight_decay)``, fused if asked and possible."""
-    fused = options.fused_adamw and fused_adamw_available(next(model.parameters()).device)
+    fused = options.fused_adamw and fused_adamw_available(model_device(model))
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
 
 

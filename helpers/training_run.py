@@ -1,6 +1,6 @@
 """Training that survives a stop: the book's loops, plus checkpoints, resuming and live updates.
 
-``train_model`` runs exactly the steps of ``helpers.train.train_model_simple`` (the same losses,
+``train_model_resumable`` runs exactly the steps of ``helpers.train.train_model_simple`` (the same losses,
 printed lines and samples; ``tests/test_training_run.py`` checks it) and adds what a long run
 in a notebook needs, all keyword-only and off by default:
 
@@ -20,7 +20,7 @@ measured so far.
 
 Usage::
 
-    train_losses, val_losses, tokens_seen = train_model(
+    train_losses, val_losses, tokens_seen = train_model_resumable(
         model, train_loader, val_loader, optimizer, device, num_epochs=10, eval_freq=5,
         eval_iter=5, start_context="Every effort moves you", tokenizer=tokenizer,
         callback=TrainingDashboard(), checkpoint_path="checkpoints/verdict", resume=True)
@@ -127,7 +127,7 @@ def curves_of(record) -> dict[str, list]:
     return {name: list(getattr(record, name)) for name in CURVES}
 
 
-def train_model(
+def train_model_resumable(
     model,
     train_loader,
     val_loader,
@@ -224,7 +224,7 @@ def train_model(
 
 
 class TrainingRun:
-    """The bookkeeping of one ``train_model`` call, so its loop reads like the book's.
+    """The bookkeeping of one ``train_model_resumable`` call, so its loop reads like the book's.
 
     Exact resumption rests on three things being saved at a consistent point (a "commit"):
     the counters in ``state``, the random-number generators there (``position_rng``: dropout
@@ -297,7 +297,7 @@ class TrainingRun:
         meta = read_checkpoint_metadata(path)  # check it fits before changing the model
         if not meta.get("training"):
             raise ValueError(
-                f"{path} holds no training progress (it was not saved by train_model); "
+                f"{path} holds no training progress (it was not saved by train_model_resumable); "
                 "load its weights with load_checkpoint(path, model) and train afresh."
             )
         state = TrainingProgress.from_dict(meta["training"])

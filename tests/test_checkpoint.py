@@ -22,7 +22,7 @@ from helpers.checkpoint import (
 )
 from helpers.dataset import create_dataloader_v1
 from helpers.model import GPTModel
-from helpers.training_run import train_model
+from helpers.training_run import train_model_resumable
 
 TEXT = (
     "Every effort moves you forward. "
@@ -76,7 +76,7 @@ def make_model(seed=123, config=CONFIG):
 
 
 def train(model, optimizer, loaders, num_epochs=EPOCHS, **options):
-    return train_model(
+    return train_model_resumable(
         model,
         *loaders,
         optimizer,

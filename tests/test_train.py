@@ -32,7 +32,7 @@ from helpers.train import (  # noqa: E402
     plot_perplexity,
     train_model_simple,
 )
-from helpers.training_run import TrainingUpdate, train_model  # noqa: E402
+from helpers.training_run import TrainingUpdate, train_model_resumable  # noqa: E402
 
 TEXT = (
     "Every effort moves you forward. "
@@ -92,7 +92,7 @@ def make_model(seed=123, drop_rate=0.1, lr=4e-3):
 def train(model, optimizer, loaders, num_epochs=2, eval_freq=3, **options):
     options.setdefault("progress", False)
     train_loader, val_loader = loaders
-    return train_model(
+    return train_model_resumable(
         model,
         train_loader,
         val_loader,
@@ -231,7 +231,7 @@ def test_training_follows_the_books_loop_and_lowers_the_loss(loaders, capsys):
 
 @pytest.mark.parametrize("handed_over_in", ["train", "eval"])
 def test_train_model_runs_exactly_the_steps_of_the_books_loop(loaders, capsys, handed_over_in):
-    """train_model (checkpoints, resume, callbacks) with its extras off is train_model_simple:
+    """train_model_resumable (checkpoints, resume, callbacks) with its extras off is train_model_simple:
     the same losses, tokens, printed lines and final weights, bit for bit. (The book's own
     train_model_simple against ours: tests/test_book_parity.py.)"""
 
@@ -244,7 +244,7 @@ def test_train_model_runs_exactly_the_steps_of_the_books_loop(loaders, capsys, h
         return result, model.state_dict(), capsys.readouterr().out
 
     (simple, simple_weights, simple_out) = run(train_model_simple)
-    (full, full_weights, full_out) = run(train_model, progress=False)
+    (full, full_weights, full_out) = run(train_model_resumable, progress=False)
     assert tuple(simple) == tuple(full) and len(simple[0]) > 3
     assert simple_out == full_out and simple_out.count("Ep 2 (Step") >= 1
     assert all(torch.equal(simple_weights[name], full_weights[name]) for name in simple_weights)

@@ -8,7 +8,7 @@ from helpers.attention import MultiHeadAttention
 from helpers.dataset import create_dataloader_v1
 from helpers.fused_attention import FusedMultiHeadAttention
 from helpers.model import GPTModel
-from helpers.training_run import train_model
+from helpers.training_run import train_model_resumable
 from helpers.train_options import (
     PaddedOutputHead,
     TrainingLoss,
@@ -75,7 +75,7 @@ def train(options, drop_rate=0.0, num_epochs=2):
     """Losses and final weights of a short run with ``options`` (None: the book's step)."""
     model, optimizer = build(options, drop_rate)
     torch.manual_seed(7)  # the shuffling order
-    train_losses, val_losses, _ = train_model(
+    train_losses, val_losses, _ = train_model_resumable(
         model, *loaders(), optimizer, "cpu", num_epochs=num_epochs, eval_freq=2, eval_iter=2,
         start_context="Every", tokenizer=TOKENIZER, progress=False, options=options,
     )
@@ -186,10 +186,10 @@ def test_options_needing_preparation_are_checked():
     args = (model, *loaders(), optimizer, "cpu")
     kwargs = dict(num_epochs=1, eval_freq=2, eval_iter=1, start_context="E", tokenizer=TOKENIZER)
     with pytest.raises(ValueError, match="prepare_model"):
-        train_model(*args, **kwargs, options=TrainingOptions(pad_vocab_multiple=64))
+        train_model_resumable(*args, **kwargs, options=TrainingOptions(pad_vocab_multiple=64))
     if fused_adamw_available("cpu"):
         with pytest.raises(ValueError, match="make_optimizer"):
-            train_model(*args, **kwargs, options=TrainingOptions(fused_adamw=True))
+            train_model_resumable(*args, **kwargs, options=TrainingOptions(fused_adamw=True))
 
 
 def test_padded_head_gives_the_same_logits_and_loss():

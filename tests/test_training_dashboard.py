@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 from helpers.dataset import create_dataloader_v1  # noqa: E402
 from helpers.model import GPTModel  # noqa: E402
-from helpers.training_run import TrainingUpdate, train_model  # noqa: E402
+from helpers.training_run import TrainingUpdate, train_model_resumable  # noqa: E402
 from helpers.widgets.training_dashboard import (  # noqa: E402
     TrainingDashboard,
     dashboard_figure,
@@ -151,7 +151,7 @@ def test_dashboard_follows_a_real_training_run():
         dashboard(update)
         shown.append((update, dashboard.status.value, dashboard.plot.value, dashboard.sample.value))
 
-    train_losses, _, _ = train_model(
+    train_losses, _, _ = train_model_resumable(
         model,
         train_loader,
         val_loader,

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..attention import STAGES
 from ..fused_attention import fused_attention
+from ..runtime import model_device
 from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, font_has_glyphs, encode
 
 SCORE_CMAP = "RdBu_r"  # scores can be negative: diverging, white at 0
@@ -154,7 +155,7 @@ def attention_stages(
     (num_heads, n, n).
     """
     x = _as_batch(inputs)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     names = {module: name for name, module in model.named_modules()}
     with _mode(model, train, seed), torch.no_grad(), recording_attention(model) as recorded:
         (forward or model)(x.to(device))

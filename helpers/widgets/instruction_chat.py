@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..instruct import generate_response, prompt_text, response_prefix
+from ..runtime import model_device
 from .attention_viewer import message_html
 from .token_viewer import MUTED_COLOR, TEXT_COLOR
 
@@ -50,7 +51,7 @@ def chat_html(prompt: str, response: str, note: str = "") -> str:
 def _seeded_response(model: nn.Module, tokenizer, entry: dict, **kwargs) -> str:
     """``generate_response`` with its own seeded copy of the random state, so the chat
     repeats itself for the same settings and leaves the notebook's random numbers alone."""
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(SEED)

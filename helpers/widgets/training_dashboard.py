@@ -5,7 +5,7 @@ Pure functions do the work; the widget only puts their output on screen:
 - ``dashboard_figure(update)``  training and validation loss so far, over epochs, tokens on top
 - ``status_html(update)``       steps, epoch, tokens seen, tokens per second, losses, time
 - ``sample_html(text, ...)``    the latest sample text, its prompt in bold
-- ``TrainingDashboard()``       the live view: pass it as ``callback`` to ``train_model``
+- ``TrainingDashboard()``       the live view: pass it as ``callback`` to ``train_model_resumable``
 
 ``update`` is the ``helpers.training_run.TrainingUpdate`` the training loop sends after each
 evaluation and each epoch's sample. The figure is a PNG inside an ``HTML`` widget, replaced in
@@ -13,7 +13,7 @@ place, so the notebook does not grow a new plot per evaluation.
 
     dashboard = TrainingDashboard()
     dashboard                                      # show it above the training output
-    train_model(..., callback=dashboard)      # helpers.training_run
+    train_model_resumable(..., callback=dashboard)      # helpers.training_run
     dashboard.figure()                             # the final curves, also for GitHub readers
 """
 
