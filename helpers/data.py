@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import write_bytes_atomically
+from .validate import did_you_mean
 
 MIRROR_ENV = "LLM_DATA_MIRROR"
 CACHE_ENV = "LLM_DATA_DIR"
@@ -34,6 +35,54 @@ OFFLINE_ENV = "LLM_OFFLINE"
 
 class DataError(RuntimeError):
     """A file could not be provided; the message says what to do about it."""
+
+
+class SettingError(ValueError):
+    """An environment setting (``LLM_OFFLINE``, ``LLM_DATA_DIR``, ...) has a value that cannot
+    be used; the message names the variable and the values it takes. A ``ValueError``, not a
+    ``DataError``: code that falls back when a file is missing must not swallow a typo."""
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("", "0", "false", "no", "off")
+
+
+def env_flag(name: str) -> bool:
+    """The boolean environment setting ``name``: one parser for all of them, so that
+    ``LLM_OFFLINE=false`` means the same everywhere. Unset or empty is False; a word that is
+    neither yes nor no is refused rather than guessed."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise SettingError(
+        f"{name}={os.environ[name]!r} is not a yes/no value; use one of "
+        f"{', '.join(TRUE_WORDS)} to switch it on, or {', '.join(FALSE_WORDS[1:])} (or unset "
+        "it) to switch it off."
+    )
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line, for a command's single error line."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else err
+    if isinstance(err, OSError) and err.strerror:
+        text = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line on stderr (``prefetch: error: ...``), exit code 2:
+    the usage text it would print before it hides the sentence that matters."""
+
+    def error(self, message: str):
+        self.exit(2, f"{command_name(self.prog)}: error: {message}\n")
+
+
+def command_name(prog: str) -> str:
+    """``python -m helpers.data fetch`` -> ``data``: the name its error lines start with."""
+    module = next((word for word in prog.split() if word.startswith("helpers.")), prog)
+    return module.rpartition(".")[2]
 
 
 @dataclass(frozen=True)
@@ -118,21 +167,60 @@ def _human_size(n: int) -> str:
 def cache_dir() -> Path:
     """Where downloads are kept: ``LLM_DATA_DIR``, else ``data/`` of a source checkout,
     else ``~/.cache/llms-from-scratch`` (e.g. when installed from a wheel in Colab)."""
-    if os.environ.get(CACHE_ENV):
-        path = Path(os.environ[CACHE_ENV]).expanduser()
+    if os.environ.get(CACHE_ENV, "").strip():
+        path = Path(os.environ[CACHE_ENV].strip()).expanduser()
     else:
         repo_root = Path(__file__).resolve().parent.parent
         if (repo_root / "pyproject.toml").is_file() and (repo_root / "data").is_dir():
             path = repo_root / "data"
         else:
             path = Path.home() / ".cache" / "llms-from-scratch"
-    path.mkdir(parents=True, exist_ok=True)
+    _make_data_folder(path)
     return path
 
 
+def _make_data_folder(path: Path) -> None:
+    """Create the data folder, or say which setting points at a place where it cannot be."""
+    value = os.environ.get(CACHE_ENV, "").strip()
+    where = f"{CACHE_ENV}={value!r}" if value else "the data folder"
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise SettingError(
+            f"{where}: {path} cannot be a folder, because {blocker} is a file. Set {CACHE_ENV} "
+            "to a folder you can write to."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SettingError(
+            f"{where}: cannot create {path} ({err.strerror or type(err).__name__}). Set "
+            f"{CACHE_ENV} to a folder you can write to."
+        ) from None
+
+
 def mirror_dir() -> Path | None:
+    """The folder ``LLM_DATA_MIRROR`` names (None when unset); it must exist: a mirror that
+    is not there (a USB stick not plugged in, a typo) would otherwise quietly send every
+    lookup to the internet."""
     value = os.environ.get(MIRROR_ENV, "").strip()
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        problem = "is a file" if path.exists() else "does not exist"
+        raise SettingError(
+            f"{MIRROR_ENV}={value!r} {problem}; it must name the folder that holds the data "
+            f"files (the-verdict.txt, ...), e.g. a mounted USB stick. Fix it or unset {MIRROR_ENV}."
+        )
+    return path
+
+
+def check_data_settings() -> None:
+    """Read every data setting now (offline switch, mirror, data folder), so that a typo in
+    one is refused when a command or notebook starts, not when a file is first missing."""
+    env_flag(OFFLINE_ENV)
+    mirror_dir()
+    cache_dir()
 
 
 def _entry(name: str) -> DataFile:
@@ -179,7 +267,7 @@ def fetch(name: str, *, quiet: bool = False) -> Path:
             print(f"{name} in the cache is corrupted or incomplete; fetching it again.")
         cached.unlink()
 
-    if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+    if env_flag(OFFLINE_ENV):
         raise DataError(_offline_message(entry, reason=f"{OFFLINE_ENV} is set"))
     _download(entry, cached, quiet=quiet)
     return cached
@@ -264,28 +352,41 @@ def report() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.data", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m helpers.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = sub.add_parser("fetch", help="download (or copy from the mirror) and verify files")
     fetch_cmd.add_argument("names", nargs="*", help="file names from the registry")
     fetch_cmd.add_argument("--all", action="store_true", help="every file in the registry")
     sub.add_parser("list", help="show every file and where it stands")
     args = parser.parse_args(argv)
+    if args.command == "fetch" and not (args.all or args.names):
+        parser.error("name files to fetch, or use --all")
+    try:
+        return _run(args)
+    except (SettingError, OSError) as err:  # a bad setting, or a folder that cannot be written
+        print(f"data: error: {one_line(err)}", file=sys.stderr)
+        return 2
 
+
+def _run(args) -> int:
+    check_data_settings()
     if args.command == "list":
         print(report())
         return 0
-    names = list(REGISTRY) if args.all else args.names
-    if not names:
-        parser.error("name files to fetch, or use --all")
+    unknown = [name for name in args.names if name not in REGISTRY]
+    if unknown:  # before any download: a typo should not wait for the files before it
+        raise SettingError(
+            f"{unknown[0]!r} is not a file this project knows"
+            f"{did_you_mean(unknown[0], REGISTRY)}; known files: {', '.join(REGISTRY)}."
+        )
     failures = 0
-    for name in names:
+    for name in list(REGISTRY) if args.all else args.names:
         try:
             path = fetch(name)
             print(f"ok       {name:<24} {path}")
-        except (DataError, KeyError) as err:
+        except DataError as err:
             failures += 1
-            print(f"FAILED   {name:<24} {err}", file=sys.stderr)
+            print(f"FAILED   {name:<24} {one_line(err)}", file=sys.stderr)
     print()
     print(report())
     return 1 if failures else 0

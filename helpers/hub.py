@@ -15,14 +15,13 @@ Sizes have many spellings: ``resolve_gpt2_size("small") == "gpt2-small (124M)"``
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import socket
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .data import MIRROR_ENV, OFFLINE_ENV, DataError, cache_dir, mirror_dir
+from .data import MIRROR_ENV, OFFLINE_ENV, DataError, cache_dir, env_flag, mirror_dir
 from .model import GPT2_SIZES
 
 WEIGHTS_FILE = "model.safetensors"
@@ -145,14 +144,12 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def _offline_reason() -> str | None:
-    """The offline switch that is set (ours or Hugging Face's), or None."""
+    """The offline switch that is set (ours or Hugging Face's), or None. All three are read
+    with the one parser ``helpers.data.env_flag``: "false" is off for each, and a word that
+    is neither yes nor no is refused, naming the variable."""
     for name in (OFFLINE_ENV, "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if _flag(name):
+        if env_flag(name):
             return f"{name} is set"
     return None
 

@@ -18,7 +18,6 @@ too, without copying anything.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from dataclasses import dataclass
@@ -26,11 +25,11 @@ from pathlib import Path
 
 from . import data
 from .atomic import atomic_path
-from .data import REGISTRY, DataError, cache_dir, mirror_dir
+from .data import REGISTRY, CommandParser, DataError, cache_dir, mirror_dir, one_line
 from .model import gpt2_config, model_memory
-from .runtime import PROFILES, Profile, active_profile
+from .runtime import PROFILES, Profile, active_profile, check_settings
+from .validate import check_can_write
 from .weights import (
-    CONFIG_FILE,
     GPT2_REPOS,
     WEIGHTS_FILE,
     WeightsUnavailable,
@@ -228,7 +227,7 @@ def report(profile: Profile) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m helpers.prefetch", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--profile", choices=PROFILES, help="whose GPT-2 sizes (default: active)")
@@ -239,8 +238,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-weights", action="store_true", help="data files only")
     parser.add_argument("--list", action="store_true", help="only report what is there")
     args = parser.parse_args(argv)
-    profile = PROFILES[args.profile] if args.profile else active_profile()
+    try:
+        return _run(args)
+    except (ValueError, DataError, OSError) as err:  # settings, folders, a full disk
+        print(f"prefetch: error: {one_line(err)}", file=sys.stderr)
+        return 2
 
+
+def check_folders(source: Path | None, target: Path | None) -> None:
+    """``--from`` must be a folder that is there, ``--to`` one that can be written: checked
+    before anything is fetched, so a typo costs a second, not a download."""
+    if source is not None and not source.is_dir():
+        problem = "is a file" if source.exists() else "does not exist"
+        raise ValueError(
+            f"--from {source} {problem}; give the folder that holds the-verdict.txt "
+            "(e.g. the USB stick's data folder)."
+        )
+    if target is not None:
+        check_can_write(target / REGISTRY["the-verdict.txt"].name, "--to")
+
+
+def _run(args) -> int:
+    check_settings()
+    profile = PROFILES[args.profile] if args.profile else active_profile()
+    check_folders(args.source, args.target)
     problems: list[str] = []
     if args.list:
         print(report(profile))

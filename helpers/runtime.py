@@ -20,8 +20,11 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from .data import SettingError, check_data_settings
+
 PROFILE_ENV = "LLM_PROFILE"
 DEVICE_ENV = "LLM_DEVICE"
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -120,14 +123,46 @@ def _mps_is_trustworthy() -> bool:
     return torch_major_minor >= (2, 4) and mac_major >= 14
 
 
+def parse_device(value: str, name: str) -> torch.device:
+    """``value`` as a device of a type this project runs on, else a ``SettingError`` naming
+    the setting ``name`` it came from (``LLM_DEVICE``, ``--device``)."""
+    try:
+        device = torch.device(str(value).strip().lower())
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise SettingError(
+            f"{name}={value!r} is not a device; use cpu, cuda, cuda:N (N: the GPU's number) "
+            "or mps."
+        )
+    return device
+
+
+def check_device(value: str, name: str) -> torch.device:
+    """``parse_device``, and the device must be on this machine: asking for a GPU that is
+    not there fails now, in one sentence, rather than at the first tensor moved to it."""
+    device = parse_device(value, name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            found, use = (f"{count} CUDA GPU(s)", "cpu or cuda:0") if count else ("no CUDA GPU", "cpu")
+            raise SettingError(f"{name}={value!r}: this machine has {found}; use {use}.")
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise SettingError(f"{name}={value!r}: MPS (Apple silicon) is not available here; use cpu.")
+    return device
+
+
 def get_device() -> torch.device:
     """CUDA if present, then MPS where it is known to be correct, else CPU.
 
-    ``LLM_DEVICE=cpu`` (or ``cuda:1``, ``mps``) overrides the choice.
+    ``LLM_DEVICE=cpu`` (or ``cuda:1``, ``mps``) overrides the choice; a device that is not
+    on this machine is refused with a ``SettingError``.
     """
-    override = os.environ.get(DEVICE_ENV)
+    override = os.environ.get(DEVICE_ENV, "").strip()
     if override:
-        return torch.device(override)
+        return check_device(override, DEVICE_ENV)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if _mps_is_trustworthy():
@@ -136,19 +171,30 @@ def get_device() -> torch.device:
 
 
 def default_profile_name() -> str:
-    """``gpu`` when an accelerator is there, else ``cpu``."""
-    return "cpu" if get_device().type == "cpu" else "gpu"
+    """``gpu`` when an accelerator is there (or ``LLM_DEVICE`` names one), else ``cpu``."""
+    override = os.environ.get(DEVICE_ENV, "").strip()
+    device = parse_device(override, DEVICE_ENV) if override else get_device()
+    return "cpu" if device.type == "cpu" else "gpu"
 
 
 def active_profile() -> Profile:
     """The profile named by ``LLM_PROFILE``, or the default for this machine."""
     name = os.environ.get(PROFILE_ENV, "").strip().lower() or default_profile_name()
     if name not in PROFILES:
-        raise ValueError(
+        raise SettingError(
             f"{PROFILE_ENV}={name!r} is not a profile; use one of {', '.join(PROFILES)} "
             f"(or unset it to get {default_profile_name()!r} on this machine)."
         )
     return PROFILES[name]
+
+
+def check_settings() -> None:
+    """Read every ``LLM_*`` setting now and refuse a bad one, naming it and what it takes:
+    the profile, the device, the offline switch, the mirror and the data folder. The
+    commands call it first, and ``describe()`` (the top of every notebook) does too."""
+    active_profile()
+    get_device()
+    check_data_settings()
 
 
 def set_seed(seed: int = 123) -> None:
@@ -165,6 +211,7 @@ def set_seed(seed: int = 123) -> None:
 
 def describe() -> str:
     """One line for the top of a notebook: profile, device, versions."""
+    check_settings()
     profile = active_profile()
     source = "from LLM_PROFILE" if os.environ.get(PROFILE_ENV) else "default for this machine"
     where = "Colab" if in_colab() else platform.system() or "unknown OS"

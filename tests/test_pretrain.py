@@ -69,7 +69,7 @@ def test_flags_and_a_json_file_give_the_same_config(tmp_path):
     overridden = parse_config(["--config", str(config_file), "--n-layers", "3", "--no-sdpa"])
     assert overridden.model["n_layers"] == 3 and overridden.options.sdpa is False
     assert overridden.model["emb_dim"] == 32 and overridden.lr == 0.001
-    with pytest.raises(ValueError, match="Unknown config keys"):
+    with pytest.raises(ValueError, match=r"Unknown key in the pretrain config: .batch. \(did you mean .batch_size.\?\)"):
         PretrainConfig.from_dict({"batch": 4})
 
 
