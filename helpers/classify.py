@@ -45,6 +45,8 @@ Usage::
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -52,6 +54,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data import fetch
 from .runtime import eval_mode
 from .train import check_loaders, plot_curves
+from .validate import check_int, did_you_mean
 
 SPAM_FILE = "SMSSpamCollection"
 LABEL_IDS = {"ham": 0, "spam": 1}
@@ -114,6 +117,8 @@ def prepare_spam_splits(seed: int = 123):
 
 def encode_message(text: str, tokenizer) -> list[int]:
     """Token ids of ``text``; ``<|endoftext|>`` typed in a message is the token, not an error."""
+    if not isinstance(text, str):  # None or a number would be encoded as its repr, or crash
+        raise ValueError(f"A message must be a string, got {text!r:.60} ({type(text).__name__}).")
     try:
         return list(tokenizer.encode(text, allowed_special={"<|endoftext|>"}))
     except TypeError:  # tokenizers without special-token options (SimpleTokenizerV2)
@@ -122,6 +127,8 @@ def encode_message(text: str, tokenizer) -> list[int]:
 
 def pad_or_truncate(ids: list[int], length: int, pad_token_id: int = PAD_TOKEN_ID) -> list[int]:
     """The first ``length`` ids, padded on the right with ``pad_token_id`` up to ``length``."""
+    check_int(length, "max_length", minimum=0)
+    check_int(pad_token_id, "pad_token_id", minimum=0)
     ids = list(ids[:length])
     return ids + [pad_token_id] * (length - len(ids))
 
@@ -131,17 +138,62 @@ def read_messages(csv_file):
 
     An empty message reads back from a CSV file as NaN; its ``Text`` becomes "" (an empty
     message is still a message). Returns a copy; the caller's DataFrame is left as it is.
+    Refused, naming the file: one that cannot be read as CSV, no ``Label``/``Text`` column,
+    no rows, and the first row whose label is not a class (``check_labels``).
     """
     import pandas as pd
 
-    df = csv_file if isinstance(csv_file, pd.DataFrame) else pd.read_csv(csv_file)
+    where = "the DataFrame" if isinstance(csv_file, pd.DataFrame) else _file_name(csv_file)
+    df = csv_file if isinstance(csv_file, pd.DataFrame) else _read_csv(csv_file, where)
+    for column in ("Label", "Text"):
+        if column not in df.columns:
+            raise ValueError(
+                f"{where} has no {column!r} column{did_you_mean(column, df.columns)}; the "
+                f"messages need the columns 'Label' and 'Text', found {list(df.columns)}."
+            )
+    if len(df) == 0:
+        raise ValueError(f"{where} holds no messages: a dataset needs at least one row.")
+    check_labels(df["Label"], where)
     return df.assign(Text=df["Text"].fillna("").astype(str))
+
+
+def _file_name(csv_file) -> str:
+    return str(getattr(csv_file, "name", csv_file))
+
+
+def _read_csv(csv_file, where: str):
+    """``pd.read_csv``, with an error that names the file when it cannot be read."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(csv_file)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No CSV file of messages at {where}.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{where} cannot be read as a CSV file of messages ({str(err).strip()[:200]}): "
+            "it needs a header line 'Label,Text' and one message per row."
+        ) from None
+
+
+def check_labels(labels, where: str = "the messages") -> None:
+    """Refuse the first label that is not a class, naming its row: a 7, a 0.7 or a NaN would
+    otherwise be truncated, crash deep inside the loss, or never count as right."""
+    for row, label in enumerate(labels):
+        try:
+            _label_id(label)
+        except ValueError as err:
+            raise ValueError(f"Row {row} of {where}: {err}") from None
 
 
 def common_length(encoded_texts, max_length: int | None, context_length: int | None) -> int:
     """The length of every item: ``max_length``, or the longest of ``encoded_texts`` if
     ``None``; at most ``context_length`` (the most the model reads) if given; at least 1."""
     longest = max((len(ids) for ids in encoded_texts), default=0)
+    if max_length is not None:
+        check_int(max_length, "max_length")
+    if context_length is not None:
+        check_int(context_length, "context_length", minimum=1)
     length = longest if max_length is None else max_length
     if context_length is not None:
         length = min(length, context_length)
@@ -175,8 +227,20 @@ class SpamDataset(Dataset):
 
 
 def _label_id(label) -> int:
-    """0 or 1 from "ham"/"spam", a number, or a number as text (as a mixed CSV column reads)."""
-    return LABEL_IDS[label] if label in LABEL_IDS else int(label)
+    """0 or 1 from "ham"/"spam", a number, or a number as text (as a mixed CSV column reads).
+
+    Anything else is refused: ``int(0.7)`` would make it 0, and a 7 would crash the loss (on a
+    GPU with an assert that ends the session) or silently never count as right.
+    """
+    if isinstance(label, str) and label.strip() in LABEL_IDS:
+        return LABEL_IDS[label.strip()]
+    if isinstance(label, str) and label.strip() in ("0", "1"):
+        return int(label)
+    if isinstance(label, numbers.Real) and not isinstance(label, bool) and label in (0, 1):
+        return int(label)  # 1.0 too: pandas reads a numeric column with a gap as floats
+    raise ValueError(
+        f"the label {label!r} is not a class: use 'ham' or 'spam', or 0 (ham) or 1 (spam)."
+    )
 
 
 def spam_dataloaders(
@@ -196,6 +260,9 @@ def spam_dataloaders(
     with ``batch_size=8`` that gives 130 / 19 / 38 batches. Each loader's ``.dataset`` is
     its ``SpamDataset`` (``.max_length``, ``.data``).
     """
+    check_int(batch_size, "batch_size", minimum=1)  # before the data set is read and encoded
+    check_int(context_length, "context_length", minimum=1)
+    check_int(num_workers, "num_workers", minimum=0)
     train_df, val_df, test_df = prepare_spam_splits(seed)
     train_set = SpamDataset(train_df, tokenizer, None, pad_token_id, context_length)
     length = train_set.max_length
@@ -250,7 +317,55 @@ def freeze_for_classification(model: nn.Module, train: str = "last_block") -> in
 
 def last_token_logits(model: nn.Module, input_batch: torch.Tensor) -> torch.Tensor:
     """(batch, num_classes): the model's output at the last position of each sequence."""
+    check_classifier(model)  # a few attribute reads: cheap enough for every batch
     return model(input_batch)[:, -1, :]
+
+
+def check_classifier(model: nn.Module, num_classes: int | None = None) -> int | None:
+    """The number of classes ``model.out_head`` scores; a ValueError if it is still the
+    language-model head (one output per token) or, given ``num_classes``, another size.
+
+    Without this, a model whose head was never replaced "classifies" by the scores of token
+    ids 0 and 1. ``None`` for models that do not show their head (nothing to check).
+    """
+    head = getattr(model, "out_head", None)
+    # a padded language-model head (helpers.train_options) tells its size as vocab_size
+    outputs = getattr(head, "out_features", getattr(head, "vocab_size", None))
+    if outputs is None:
+        return None
+    vocab_size = getattr(getattr(model, "tok_emb", None), "num_embeddings", None)
+    if outputs == vocab_size and num_classes != vocab_size:
+        raise ValueError(
+            f"This model still has its language-model head ({outputs} outputs, one per token), "
+            "not a classification head: call add_classification_head(model) first (and train "
+            "it), so that out_head scores the classes."
+        )
+    if num_classes is not None and outputs != num_classes:
+        raise ValueError(
+            f"This model's out_head scores {outputs} classes, but {num_classes} are needed here "
+            f"({', '.join(map(repr, CLASS_NAMES))}); use a model built with "
+            f"add_classification_head(model, num_classes={num_classes})."
+        )
+    return outputs
+
+
+def check_class_ids(targets: torch.Tensor, num_classes: int | None) -> None:
+    """Refuse class labels that are not integers in ``range(num_classes)`` (one min and max)."""
+    if not isinstance(targets, torch.Tensor) or targets.dtype.is_floating_point or (
+        targets.dtype in (torch.bool, torch.complex64, torch.complex128)
+    ):
+        raise ValueError(
+            f"Class labels must be a tensor of integer class ids, got "
+            f"{getattr(targets, 'dtype', type(targets).__name__)}: use 0, 1, ... as labels."
+        )
+    if num_classes is None or targets.numel() == 0:
+        return
+    low, high = int(targets.min()), int(targets.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"Class label {low if low < 0 else high} is outside range({num_classes}): this "
+            f"model's head scores {num_classes} classes. Check the dataset's labels."
+        )
 
 
 def calc_loss_batch_classifier(input_batch, target_batch, model: nn.Module, device) -> torch.Tensor:
@@ -269,8 +384,7 @@ def _batches_to_use(data_loader, num_batches: int | None) -> int:
         )
     if num_batches is None:
         return len(data_loader)
-    if num_batches < 1:
-        raise ValueError(f"num_batches must be at least 1, got {num_batches}.")
+    check_int(num_batches, "num_batches", minimum=1)
     return min(num_batches, len(data_loader))
 
 
@@ -283,11 +397,13 @@ def calc_loss_loader_classifier(
     this in ``model.eval()`` itself, as ``evaluate_model`` does).
     """
     n = _batches_to_use(data_loader, num_batches)
+    num_classes = check_classifier(model)
     total = 0.0
     with torch.no_grad():
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= n:
                 break
+            check_class_ids(target_batch, num_classes)
             total += calc_loss_batch_classifier(input_batch, target_batch, model, device).item()
     return total / n
 
@@ -295,11 +411,13 @@ def calc_loss_loader_classifier(
 def _predictions(data_loader, model: nn.Module, device, num_batches: int | None):
     """(predicted, true) class ids over the first ``num_batches`` batches, in eval mode."""
     n = _batches_to_use(data_loader, num_batches)
+    num_classes = check_classifier(model)
     predicted, true = [], []
     with eval_mode(model):  # no dropout, no gradients; the previous mode afterwards
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= n:
                 break
+            check_class_ids(target_batch, num_classes)  # a 7 would never count as right
             logits = last_token_logits(model, input_batch.to(device))
             predicted.append(logits.argmax(dim=-1).cpu())
             true.append(target_batch.cpu())
@@ -385,6 +503,9 @@ def model_context_length(model: nn.Module) -> int:
 def input_length(model: nn.Module, max_length: int | None = None) -> int:
     """How many tokens a message is padded or cut to: ``max_length`` (default: the model's
     context length), never more than the model's context length."""
+    check_classifier(model, len(CLASS_NAMES))  # every single-message function comes here
+    if max_length is not None:
+        check_int(max_length, "max_length", minimum=1)
     context = model_context_length(model)
     return context if max_length is None else min(max_length, context)
 
@@ -399,6 +520,9 @@ def message_ids(
     """``text`` as the model reads it: cut, then padded to ``input_length(model, max_length)``.
     Pass ``max_length=train_dataset.max_length`` to present it exactly as in training."""
     length = input_length(model, max_length)
+    vocab_size = getattr(getattr(model, "tok_emb", None), "num_embeddings", None)
+    top = None if vocab_size is None else vocab_size - 1
+    check_int(pad_token_id, "pad_token_id", minimum=0, maximum=top)
     return pad_or_truncate(encode_message(text, tokenizer), length, pad_token_id)
 
 
@@ -439,6 +563,7 @@ def confusion_matrix(
 
     ``cm[1, 0]`` is spam that got through, ``cm[0, 1]`` a real message lost to the filter.
     """
+    check_classifier(model, len(CLASS_NAMES))
     predicted, true = _predictions(loader, model, device, num_batches)
     n = len(CLASS_NAMES)
     return torch.bincount(true * n + predicted, minlength=n * n).reshape(n, n)

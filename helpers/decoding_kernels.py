@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .model import GELU, LayerNorm
+from .validate import check_int
 
 __all__ = ["SplitLinear", "decoding_kernels"]
 
@@ -49,6 +50,7 @@ class SplitLinear:
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, blocks: int = 2):
         if weight.dim() != 2 or not weight.is_contiguous():
             raise ValueError("SplitLinear needs a contiguous (out_features, in_features) weight.")
+        check_int(blocks, "blocks", minimum=1)
         self.weight, self.bias = weight, bias
         self.out_features, self.in_features = weight.shape
         self.max_numel = SPLIT_MAX_ROWS * self.in_features
@@ -118,7 +120,7 @@ def decoding_kernels(model: nn.Module, blocks: int | None = None):
         with torch.no_grad(), decoding_kernels(model):
             logits = cached(next_token)
     """
-    blocks = torch.get_num_threads() if blocks is None else blocks
+    blocks = torch.get_num_threads() if blocks is None else check_int(blocks, "blocks", minimum=1)
     patched = []
     for module in model.modules():
         forward = _decoding_forward(module, blocks)

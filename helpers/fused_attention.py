@@ -44,6 +44,12 @@ class FusedMultiHeadAttention(MultiHeadAttention):
 def fused_attention(model: nn.Module, enabled: bool = True):
     """Make every ``MultiHeadAttention`` in ``model`` fused (or, ``enabled=False``, explicit);
     return a function that restores each module's previous class."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"fused_attention needs a torch model (nn.Module), got {type(model).__name__}."
+        )
+    if not isinstance(enabled, bool):  # "no" would be true, and switch the kernel on
+        raise ValueError(f"enabled must be True or False, got {enabled!r}.")
     wanted = FusedMultiHeadAttention if enabled else MultiHeadAttention
     changed = []
     for module in model.modules():

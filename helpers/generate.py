@@ -39,6 +39,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -47,7 +48,9 @@ from torch import nn
 
 from .decoding_kernels import SplitLinear, decoding_kernels
 from .kv_cache import NextTokenLogits, supports_kv_cache
+from .model import check_ids_in_vocabulary
 from .runtime import eval_mode, model_device
+from .validate import check_int
 
 __all__ = [
     "generate",
@@ -63,6 +66,8 @@ __all__ = [
     "sample_next_token",
     "generated_tokens",
     "check_sampling_settings",
+    "check_eos_id",
+    "check_logits",
     "decoding_kernels",
     "SplitLinear",
     "PromptCroppedWarning",
@@ -71,6 +76,9 @@ __all__ = [
 # A running total of float32 probabilities is off by a few 1e-7 (0.7 + 0.1 = 0.79999999):
 # top-p treats a total within this distance of p as having reached p.
 TOP_P_TOLERANCE = 1e-6
+# Dividing logits by a temperature below this overflows float32 to inf (and softmax to NaN);
+# anything this cold is greedy decoding anyway, which temperature 0 does exactly.
+MIN_TEMPERATURE = 1e-6
 
 
 class PromptCroppedWarning(UserWarning):
@@ -91,10 +99,10 @@ def check_sampling_settings(temperature=0.0, top_k=None, top_p=None) -> float:
     temperature = 0.0 if temperature is None else temperature
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
         raise ValueError(f"temperature must be a number >= 0, got {temperature!r}.")
-    if not temperature >= 0:  # written this way so that NaN fails too
+    if not (temperature == 0 or MIN_TEMPERATURE <= temperature < math.inf):  # NaN fails too
         raise ValueError(
-            f"temperature must be >= 0 (0 = greedy, 1 = the model's own probabilities), "
-            f"got {temperature!r}."
+            f"temperature must be >= 0 (0 = greedy, 1 = the model's own probabilities) and "
+            f"finite, and if not 0 at least {MIN_TEMPERATURE}; got {temperature!r}."
         )
     if top_k is not None and (
         isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1
@@ -109,6 +117,37 @@ def check_sampling_settings(temperature=0.0, top_k=None, top_p=None) -> float:
             f"top_p must be in (0, 1] (1 keeps every token), or None; got {top_p!r}."
         )
     return float(temperature)
+
+
+def check_eos_id(eos_id, vocab_size: int | None = None) -> None:
+    """Refuse an ``eos_id`` that no step could produce: generation would never stop on it."""
+    if eos_id is None:
+        return
+    if isinstance(eos_id, bool) or not isinstance(eos_id, numbers.Integral):
+        raise ValueError(
+            f"eos_id must be a token id (an int, such as 50256 for GPT-2's <|endoftext|>) or "
+            f"None, got {eos_id!r} ({type(eos_id).__name__})."
+        )
+    if eos_id < 0 or (vocab_size is not None and eos_id >= vocab_size):
+        top = "" if vocab_size is None else f"..{vocab_size - 1}"
+        raise ValueError(
+            f"eos_id {eos_id} is outside this model's vocabulary (0{top}): generation would "
+            "never stop on it. Use the end-of-text id of the tokenizer the model was trained with."
+        )
+
+
+def check_logits(logits: torch.Tensor) -> None:
+    """Refuse logits with NaN or +inf: a sampled or greedy token from them means nothing.
+
+    One max per step (NaN wins a max, and so does +inf); generation reads a value back at
+    every step anyway.
+    """
+    if logits.numel() and not bool(logits.max() < math.inf):
+        raise ValueError(
+            "The model's outputs are NaN or infinite (diverged training?): nothing can be "
+            "sampled from them. Load an earlier checkpoint, or train again with a lower "
+            "learning rate (in float16, try bfloat16 or float32)."
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,6 +207,7 @@ def top_p_mask(probs: torch.Tensor, p: float) -> torch.Tensor:
     # the sum of the tokens *before* each one; float64 so 50,257 small terms add up exactly
     before = sorted_probs.double().cumsum(dim=-1) - sorted_probs.double()
     keep_sorted = before < p - TOP_P_TOLERANCE
+    keep_sorted[..., 0] = True  # the likeliest token, even for a p below the tolerance
     return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
 
 
@@ -211,6 +251,7 @@ def sampling_distribution(
 
     Filtered tokens get probability 0; the kept ones are renormalised to sum to 1.
     """
+    check_logits(logits)
     return torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
 
 
@@ -224,6 +265,7 @@ def sample_next_token(logits: torch.Tensor, temperature=0.0, top_k=None, top_p=N
     """
     temperature = check_sampling_settings(temperature, top_k, top_p)
     if temperature == 0:
+        check_logits(logits)
         return logits.argmax(dim=-1, keepdim=True)
     probs = sampling_distribution(logits, temperature, top_k, top_p)
     flat = probs.reshape(-1, probs.shape[-1])  # multinomial takes one or two dimensions
@@ -235,12 +277,18 @@ def sample_next_token(logits: torch.Tensor, temperature=0.0, top_k=None, top_p=N
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_prompt(idx: torch.Tensor, context_size: int, max_new_tokens: int = 0) -> torch.Tensor:
-    """Validate a (batch, n) prompt; crop it to the context with a notice if it is too long."""
-    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}.")
-    if not isinstance(context_size, numbers.Integral) or context_size < 1:
-        raise ValueError(f"context_size must be a positive integer, got {context_size!r}.")
+def _check_prompt(
+    idx: torch.Tensor, context_size: int, max_new_tokens: int = 0, model=None, eos_id=None
+) -> torch.Tensor:
+    """Validate a (batch, n) prompt (given the model, its ids and ``eos_id`` against the
+    vocabulary, before any work); crop it to the context with a notice if it is too long."""
+    check_int(max_new_tokens, "max_new_tokens", minimum=0)
+    check_int(context_size, "context_size", minimum=1)
+    if not isinstance(idx, torch.Tensor):
+        raise ValueError(
+            f"idx must be a tensor of token ids, got a {type(idx).__name__}; make one with "
+            "torch.tensor([ids]) or text_to_token_ids(text, tokenizer)."
+        )
     if idx.dim() != 2:
         raise ValueError(
             f"idx must hold token ids of shape (batch, n_tokens), got shape {tuple(idx.shape)}; "
@@ -251,6 +299,10 @@ def _check_prompt(idx: torch.Tensor, context_size: int, max_new_tokens: int = 0)
             "The prompt is empty (0 tokens): the model needs at least one token to predict the "
             "next. Start from some text, or from the <|endoftext|> token (50256 for GPT-2)."
         )
+    vocab_size = _check_against_model(model)
+    if vocab_size is not None:
+        check_ids_in_vocabulary(idx, vocab_size)
+    check_eos_id(eos_id, vocab_size)
     if idx.shape[1] > context_size:
         warnings.warn(
             f"The prompt has {idx.shape[1]} tokens, more than the context of {context_size}: "
@@ -262,8 +314,31 @@ def _check_prompt(idx: torch.Tensor, context_size: int, max_new_tokens: int = 0)
     return idx
 
 
+def _check_against_model(model) -> int | None:
+    """The model's vocabulary size (``None`` if it does not say), after refusing an output
+    head that does not score tokens. (``NextTokenLogits`` checks ``context_size``.)"""
+    if model is None or not hasattr(model, "tok_emb"):
+        return None
+    vocab_size = model.tok_emb.num_embeddings
+    head = getattr(model, "out_head", None)
+    outputs = getattr(head, "out_features", getattr(head, "vocab_size", vocab_size))
+    if outputs != vocab_size:
+        raise ValueError(
+            f"This model's out_head gives {outputs} outputs, not one per token of its "
+            f"{vocab_size}-token vocabulary: it is a classifier (add_classification_head), "
+            "and cannot generate text. Use the model from before the head was replaced."
+        )
+    return vocab_size
+
+
 def _as_batch_of_one(idx) -> torch.Tensor:
-    idx = idx if isinstance(idx, torch.Tensor) else torch.tensor(list(idx), dtype=torch.long)
+    if not isinstance(idx, torch.Tensor):
+        try:  # no dtype forced: floats stay floats, to be refused rather than truncated
+            idx = torch.tensor(list(idx))
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(
+                f"Expected token ids (a list of ints or a tensor), got {idx!r:.80}."
+            ) from None
     if idx.dim() == 1:
         idx = idx.unsqueeze(0)
     if idx.dim() != 2 or idx.shape[0] != 1:
@@ -279,7 +354,7 @@ def next_token_logits(model: nn.Module, idx, context_size: int) -> torch.Tensor:
     ``idx``: a list, (n,) or (1, n) tensor; longer than ``context_size`` is cropped to its
     last ``context_size`` tokens (with a ``PromptCroppedWarning``). Runs in eval mode.
     """
-    idx = _check_prompt(_as_batch_of_one(idx), context_size)
+    idx = _check_prompt(_as_batch_of_one(idx), context_size, model=model)
     device = model_device(model, default=idx.device)
     with eval_mode(model):
         return model(idx.to(device))[0, -1, :].float().cpu()
@@ -315,7 +390,7 @@ def generate(
     A row that produces ``eos_id`` stops; its later positions repeat ``eos_id`` as padding.
     """
     temperature = check_sampling_settings(temperature, top_k, top_p)
-    idx = _check_prompt(idx, context_size, max_new_tokens)
+    idx = _check_prompt(idx, context_size, max_new_tokens, model, eos_id)
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     with eval_mode(model), NextTokenLogits(model, context_size, use_cache) as next_logits:
         for _ in range(max_new_tokens):
@@ -333,6 +408,8 @@ def generate(
 def generated_tokens(out: torch.Tensor, prompt_length: int, eos_id: int | None = None):
     """The new token ids of each row of ``generate``'s output, as lists, each cut just
     before its first ``eos_id`` (so the padding and the end token itself are dropped)."""
+    check_int(prompt_length, "prompt_length", minimum=0, maximum=out.shape[1])
+    check_eos_id(eos_id)
     rows = []
     for row in out[:, prompt_length:].tolist():
         if eos_id is not None and eos_id in row:

@@ -55,6 +55,7 @@ from .atomic import write_json_atomically
 from .data import fetch
 from .generate import generate, generated_tokens
 from .runtime import eval_mode, model_device
+from .validate import check_can_write, check_int, did_you_mean
 
 __all__ = [
     "PAD_TOKEN_ID",
@@ -113,7 +114,10 @@ def validate_instruction_data(data) -> list[dict]:
     (extra keys are allowed); otherwise raise a ``ValueError`` naming every bad entry by
     index. A bad entry is never skipped silently: it would shift the book's split."""
     if not isinstance(data, list):
-        raise ValueError(f"Instruction data must be a list of entries, got {type(data).__name__}.")
+        raise ValueError(
+            f"Instruction data must be a list of entries, got {type(data).__name__}: the "
+            'file should hold [{"instruction": ..., "input": ..., "output": ...}, ...].'
+        )
     bad = [(i, problems) for i, entry in enumerate(data) if (problems := _entry_problems(entry))]
     if bad:
         lines = [f"  entry {i}: {'; '.join(problems)}" for i, problems in bad[:20]]
@@ -128,11 +132,33 @@ def validate_instruction_data(data) -> list[dict]:
 def load_instruction_data(path=None) -> list[dict]:
     """The book's 1,100 instruction examples (``instruction-data.json``), validated.
 
-    ``path``: read another JSON file of the same shape instead of the downloaded one.
+    ``path``: read another JSON file of the same shape instead of the downloaded one. A file
+    that is missing, not JSON, or not a list of entries is refused with its name.
     """
     path = Path(path) if path is not None else fetch("instruction-data.json")
-    with open(path, encoding="utf-8") as f:
-        return validate_instruction_data(json.load(f))
+    if not path.is_file():
+        raise FileNotFoundError(f"No instruction data file at {path}.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}): "
+            "was it cut short or edited by hand? Download or write it again."
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a UTF-8 text file; save it as UTF-8 JSON.") from None
+    try:
+        return _check_not_empty(validate_instruction_data(data))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _check_not_empty(data: list) -> list:
+    """A data set to split must hold entries (one split of it may still be empty)."""
+    if not data:
+        raise ValueError("Instruction data holds no entries: there is nothing to train on.")
+    return data
 
 
 def load_instruction_splits(data=None) -> tuple[list[dict], list[dict], list[dict]]:
@@ -141,7 +167,9 @@ def load_instruction_splits(data=None) -> tuple[list[dict], list[dict], list[dic
     No shuffling, as in the book, so the notebook's examples match its pages. For the
     book's 1,100 entries that is 935 / 110 / 55.
     """
-    data = load_instruction_data() if data is None else validate_instruction_data(data)
+    data = load_instruction_data() if data is None else _check_not_empty(
+        validate_instruction_data(data)
+    )
     train_end = int(len(data) * 0.85)
     test_end = train_end + int(len(data) * 0.1)
     return data[:train_end], data[train_end:test_end], data[test_end:]
@@ -170,8 +198,9 @@ def format_input_phi3(entry: dict) -> str:
 
 
 def _check_style(style: str) -> str:
-    if style not in STYLES:
-        raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
+    if not isinstance(style, str) or style not in STYLES:
+        hint = did_you_mean(style.lower(), STYLES) if isinstance(style, str) else ""
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}{hint}.")
     return style
 
 
@@ -215,7 +244,7 @@ class InstructionDataset(Dataset):
     """
 
     def __init__(self, data, tokenizer, style: str = "alpaca", mask_prompt: bool = False):
-        self.data = data
+        self.data = validate_instruction_data(data)
         self.style = _check_style(style)
         self.mask_prompt = mask_prompt
         self.encoded_texts: list[list[int]] = []
@@ -238,6 +267,8 @@ class InstructionDataset(Dataset):
 def collate_items(batch, mask_prompt: bool) -> tuple[list[list[int]], list[int | None]]:
     """(token-id lists, prompt lengths) of a batch: items are ``(ids, prompt_length)`` with
     ``mask_prompt``, plain ids without (their prompt lengths ``None``)."""
+    if len(batch) == 0:
+        raise ValueError("The batch is empty: a collate function needs at least one item.")
     if not mask_prompt:
         return [list(item) for item in batch], [None] * len(batch)
     if not all(isinstance(item, tuple) and len(item) == 2 for item in batch):
@@ -292,6 +323,12 @@ def instruction_dataloaders(
     random state is left alone) and drops an incomplete last batch; the others keep order
     and every example. ``data``: entries to split instead of the downloaded file.
     """
+    check_int(batch_size, "batch_size", minimum=1)
+    if allowed_max_length is not None:
+        check_int(allowed_max_length, "allowed_max_length", minimum=2)
+    check_int(num_workers, "num_workers", minimum=0)
+    check_int(seed, "seed")
+    _check_style(style)
     train_data, test_data, val_data = load_instruction_splits(data)
     collate = partial(
         custom_collate_fn,
@@ -321,7 +358,7 @@ def instruction_dataloaders(
 
 def _context_size(model: nn.Module, context_size: int | None) -> int:
     if context_size is not None:
-        return context_size
+        return check_int(context_size, "context_size", minimum=1)
     pos_emb = getattr(model, "pos_emb", None)
     if pos_emb is None:
         raise ValueError("Pass context_size: the model has no pos_emb to read it from.")
@@ -353,6 +390,7 @@ def generate_response(
     without the header, which a fine-tuned model writes itself), up to the end token; the
     header is removed and the text stripped. Greedy by default; sampling uses the global
     random state, so seed it to repeat. ``device``: default the model's."""
+    _check_entry(entry)
     device = device or model_device(model)
     context_size = _context_size(model, context_size)
     ids = torch.tensor([tokenizer.encode(prompt_text(entry, style))], device=device)
@@ -365,9 +403,25 @@ def generate_response(
     return _strip_header(tokenizer.decode(new_ids), style)
 
 
+PROMPT_KEYS = ("instruction", "input")  # what a prompt is made of; no output needed
+
+
+def _check_entry(entry, where: str = "The entry") -> None:
+    """Refuse an entry a prompt cannot be made of (``format_input`` would fail deep inside)."""
+    problems = [p for p in _entry_problems(entry) if "'output'" not in p]
+    if problems:
+        raise ValueError(
+            f"{where} {entry!r:.80} {'; '.join(problems)}: a prompt needs the string keys "
+            f"{', '.join(PROMPT_KEYS)}."
+        )
+
+
 def generate_responses(model, tokenizer, entries, progress: bool = False, **kwargs) -> list[dict]:
     """Copies of ``entries``, each with a ``"model_response"``; ``kwargs`` go to
     ``generate_response``. ``progress=True`` shows a tqdm bar (the book's loop)."""
+    entries = list(entries)
+    for i, entry in enumerate(entries):  # a bad entry fails now, not after the others
+        _check_entry(entry, f"Entry {i},")
     if progress:
         from tqdm.auto import tqdm
 
@@ -380,8 +434,16 @@ def generate_responses(model, tokenizer, entries, progress: bool = False, **kwar
 
 def save_responses(entries, path) -> Path:
     """Write entries as indented JSON; atomically, so an interrupted run never leaves half a
-    file where a previous, complete one was."""
-    return write_json_atomically(path, entries, indent=4)
+    file where a previous, complete one was. A path that cannot be written, or entries that
+    are not plain JSON (a tensor left in a response), are refused naming the path."""
+    check_can_write(path, "save_responses path")
+    try:
+        return write_json_atomically(path, entries, indent=4)
+    except (TypeError, ValueError) as err:  # nothing was written: the target is as it was
+        raise ValueError(
+            f"Cannot save the responses to {path}: {err}. Entries may hold only text, numbers, "
+            "lists and dicts (turn tensors into text with str() or .tolist())."
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,6 +472,9 @@ def rouge_l(candidate: str, reference: str) -> float:
     Words are lowercase runs of letters and digits (punctuation ignored). Two empty texts
     score 1, one empty text 0.
     """
+    for name, text in (("candidate", candidate), ("reference", reference)):
+        if not isinstance(text, str):
+            raise ValueError(f"rouge_l compares texts: the {name} is a {type(text).__name__}.")
     cand, ref = _words(candidate), _words(reference)
     if not cand or not ref:
         return float(cand == ref)
@@ -435,6 +500,7 @@ def reference_perplexity(
     ``mask_prompt=True`` training). Lower is better; 1 would be a model certain of every
     reference token. No generation, no judge: it needs nothing but the model.
     """
+    check_int(batch_size, "batch_size", minimum=1)
     device = device or model_device(model)
     context_size = _context_size(model, context_size)
     dataset = InstructionDataset(entries, tokenizer, style, mask_prompt=True)
@@ -459,6 +525,14 @@ def score_responses(entries, key: str = "model_response") -> dict:
     mean ROUGE-L, the share that match exactly (case and spaces aside), mean lengths."""
     if not entries:
         raise ValueError("score_responses needs at least one entry.")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in (key, "output")
+        ):
+            raise ValueError(
+                f"Entry {i} has no text under {key!r} and 'output' to compare ({entry!r:.80}): "
+                "score the output of generate_responses."
+            )
     scores = [rouge_l(e[key], e["output"]) for e in entries]
     exact = [_words(e[key]) == _words(e["output"]) for e in entries]
     return {

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .decoding_kernels import decoding_kernels
+from .model import check_ids_in_vocabulary
 
 __all__ = ["KVCache", "CachedGPT", "cached_attention", "supports_kv_cache", "NextTokenLogits"]
 
@@ -113,11 +114,13 @@ class CachedGPT:
         return model.out_head(model.final_norm(x))
 
     def _check(self, new_ids: torch.Tensor) -> None:
-        if new_ids.dim() != 2 or new_ids.shape[1] == 0:
+        if not isinstance(new_ids, torch.Tensor) or new_ids.dim() != 2 or new_ids.shape[1] == 0:
             raise ValueError(
                 f"CachedGPT expects token ids of shape (batch, n_new) with n_new >= 1, got "
-                f"{tuple(new_ids.shape)}; for one sequence add a batch dimension: .unsqueeze(0)."
+                f"{tuple(getattr(new_ids, 'shape', ()))}; for one sequence add a batch "
+                "dimension: .unsqueeze(0)."
             )
+        check_ids_in_vocabulary(new_ids, self.model.tok_emb.num_embeddings)
         if self.length + new_ids.shape[1] > self.context_length:
             raise ValueError(
                 f"The KV cache holds {self.length} tokens; {new_ids.shape[1]} more would pass "
@@ -175,6 +178,7 @@ class NextTokenLogits:
     def __init__(self, model: nn.Module, context_size: int, use_cache: bool = True):
         self.model, self.context_size = model, context_size
         self.cached = CachedGPT(model) if use_cache and supports_kv_cache(model) else None
+        _check_context_size(model, context_size)
         self.kernels = decoding_kernels(model) if self.cached is not None else None
 
     def __enter__(self) -> NextTokenLogits:
@@ -194,3 +198,15 @@ class NextTokenLogits:
                 self.cached.reset()  # stale: the positions have shifted
             return self.model(idx[:, -self.context_size :])[:, -1, :]
         return self.cached(idx[:, self.cached.length :])[:, -1, :]
+
+
+def _check_context_size(model: nn.Module, context_size: int) -> None:
+    """Refuse a window longer than the model's position embedding before the first step:
+    otherwise generation fails only once the text has grown past the model's context."""
+    pos_emb = getattr(model, "pos_emb", None)
+    if isinstance(pos_emb, nn.Embedding) and context_size > pos_emb.num_embeddings:
+        raise ValueError(
+            f"context_size {context_size} is larger than this model's context length of "
+            f"{pos_emb.num_embeddings}: it has no positions beyond. Pass "
+            f"context_size={pos_emb.num_embeddings} or less."
+        )

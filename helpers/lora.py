@@ -51,13 +51,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .atomic import atomic_path
 from .checkpoint import mismatch_report
 from .model import check_config
+from .validate import check_can_write, check_int, did_you_mean
 
 FORMAT = "llm-from-scratch lora adapters"
 VERSION = 1
@@ -75,10 +76,14 @@ def _check_rank_alpha(rank, alpha) -> None:
         raise ValueError(
             f"LoRA rank must be a whole number >= 1 (the inner size of A·B), got {rank!r}."
         )
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, numbers.Real)
+        or not 0 < alpha < math.inf  # NaN and infinity fail too
+    ):
         raise ValueError(
-            f"LoRA alpha must be a number > 0 (it scales the update by alpha / rank), got "
-            f"{alpha!r}."
+            f"LoRA alpha must be a finite number > 0 (it scales the update by alpha / rank), "
+            f"got {alpha!r}."
         )
 
 
@@ -144,6 +149,10 @@ def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> nn.Mo
     so calling it twice does not stack two adapters on one layer.
     """
     _check_rank_alpha(rank, alpha)
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"replace_linear_with_lora needs a torch model (nn.Module), got {type(model).__name__}."
+        )
     for name, child in model.named_children():
         if isinstance(child, nn.Linear):
             setattr(model, name, LinearWithLoRA(child, rank, alpha))
@@ -206,11 +215,21 @@ def _selected_targets(which) -> set[str] | None:
     """``which`` as a set of target names; ``None`` means every Linear layer."""
     if which == "all":
         return None
-    chosen = {which} if isinstance(which, str) else set(which)
+    if isinstance(which, str):
+        chosen = {which}
+    elif isinstance(which, Iterable) and all(isinstance(name, str) for name in which):
+        chosen = set(which)
+    else:
+        raise ValueError(
+            f"which must be 'all', one of {LORA_TARGETS} or a list of them, got {which!r}."
+        )
+    if not chosen:
+        raise ValueError(f"which is empty: choose 'all' or from {LORA_TARGETS}.")
     unknown = chosen - set(LORA_TARGETS)
     if unknown:
+        hints = ", ".join(f"{name!r}{did_you_mean(name, LORA_TARGETS)}" for name in sorted(unknown))
         raise ValueError(
-            f"Unknown LoRA target(s) {sorted(unknown)}; choose 'all' or from {LORA_TARGETS}."
+            f"Unknown LoRA target(s) {hints}; choose 'all' or from {LORA_TARGETS}."
         )
     return chosen
 
@@ -242,6 +261,8 @@ def lora_parameter_count(
     """
     _check_rank_alpha(rank, 1)
     targets = _selected_targets(which)
+    if num_classes is not None:
+        check_int(num_classes, "num_classes", minimum=1)
     if isinstance(cfg_or_model, nn.Module):
         if num_classes is not None:
             raise ValueError("num_classes is for configs; a model's head has its own size.")
@@ -344,6 +365,7 @@ def save_lora_adapters(model: nn.Module, path) -> Path:
             "The model has no LoRA layers to save; call replace_linear_with_lora(model, rank, "
             "alpha) and train it first."
         )
+    check_can_write(path, "the adapter file path")
     tensors = {name: t.cpu().contiguous() for name, t in lora_state_dict(model).items()}
     with atomic_path(path) as temporary:
         save_file(tensors, str(temporary), metadata={"lora": json.dumps(_adapter_info(model))})
@@ -351,21 +373,122 @@ def save_lora_adapters(model: nn.Module, path) -> Path:
 
 
 def read_lora_info(path) -> dict:
-    """The JSON header of an adapter file (``rank``, ``alpha``, ``layers``), without loading it."""
+    """The JSON header of an adapter file (``rank``, ``alpha``, ``layers``), without loading it.
+
+    Everything in it is checked (``check_lora_info``): it comes from a file, and a rank or
+    alpha from a damaged or hand-edited header would scale the model's update silently.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No LoRA adapter file at {path}.")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-    info = json.loads(metadata.get("lora", "{}"))
-    if info.get("format") != FORMAT:
-        raise LoRAError(f"{path} is not a LoRA adapter file written by save_lora_adapters.")
-    if info.get("version", 0) > VERSION:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise LoRAError(_unreadable(path, err)) from None
+    try:
+        info = json.loads(metadata.get("lora", "{}"))
+    except json.JSONDecodeError as err:
         raise LoRAError(
-            f"{path} uses adapter format version {info['version']}; this code reads up to "
+            f"{path}: the LoRA header is damaged (not valid JSON: {err.msg}). Save the adapters "
+            "again with save_lora_adapters."
+        ) from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise LoRAError(f"{path} is not a LoRA adapter file written by save_lora_adapters.")
+    check_lora_info(info, path)
+    return info
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    return (
+        f"{path} cannot be read as a safetensors file ({err}): it is truncated or damaged. "
+        "Save the adapters again with save_lora_adapters, or copy the file again."
+    )
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _is_alpha(value) -> bool:
+    return (
+        isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < math.inf
+    )
+
+
+def check_lora_info(info: dict, path) -> None:
+    """Raise a ``LoRAError`` for an adapter header whose version, rank, alpha or layer list
+    is not what ``save_lora_adapters`` writes (naming the first bad field)."""
+    version = info.get("version")
+    if not _is_count(version):
+        raise LoRAError(f"{path}: the adapter format version {version!r} is not a number >= 1.")
+    if version > VERSION:
+        raise LoRAError(
+            f"{path} uses adapter format version {version}; this code reads up to "
             f"{VERSION}. Update the helpers package."
         )
-    return info
+    problems = []
+    if info.get("rank") is not None and not _is_count(info["rank"]):
+        problems.append(f"rank {info['rank']!r} is not a whole number >= 1")
+    if info.get("alpha") is not None and not _is_alpha(info["alpha"]):
+        problems.append(f"alpha {info['alpha']!r} is not a finite number > 0")
+    layers = info.get("layers")
+    if not isinstance(layers, dict) or not layers:
+        problems.append(f"'layers' should name the adapted layers, got {layers!r:.60}")
+    else:
+        problems += [
+            f"layer {name!r}: {problem}"
+            for name, entry in layers.items()
+            for problem in _layer_entry_problems(entry)
+        ]
+    if problems:
+        raise LoRAError(
+            f"{path}: the LoRA header is not valid: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            + ". Save the adapters again with save_lora_adapters."
+        )
+
+
+def _layer_entry_problems(entry) -> list[str]:
+    if not isinstance(entry, dict):
+        return [f"{entry!r:.40} is not a {{'rank': ..., 'alpha': ...}} entry"]
+    problems = []
+    if not _is_count(entry.get("rank")):
+        problems.append(f"rank {entry.get('rank')!r} is not a whole number >= 1")
+    if not _is_alpha(entry.get("alpha")):
+        problems.append(f"alpha {entry.get('alpha')!r} is not a finite number > 0")
+    return problems
+
+
+def _check_tensors_match_info(tensors: dict, info: dict, path: Path) -> None:
+    """Each adapted layer of the file has its A and B, finite floats, of the header's rank;
+    and the header names exactly those layers (its alpha is the one the layer will take)."""
+    layers = info["layers"]
+    in_tensors = {name.rsplit(".lora.", 1)[0] for name in tensors if ".lora." in name}
+    unnamed, tensorless = sorted(in_tensors - layers.keys()), sorted(layers.keys() - in_tensors)
+    problems = [f"{name}: no rank and alpha in the header" for name in unnamed]
+    problems += [f"{name}: in the header but no tensors" for name in tensorless]
+    for name, tensor in tensors.items():
+        if not tensor.dtype.is_floating_point:
+            problems.append(f"{name}: {tensor.dtype}, not floating point")
+        elif not bool(torch.isfinite(tensor).all()):
+            problems.append(f"{name}: contains NaN or infinite values")
+    for name in sorted(in_tensors & set(layers)):
+        a, b = tensors.get(f"{name}.lora.A"), tensors.get(f"{name}.lora.B")
+        rank = layers[name]["rank"]
+        if a is None or b is None or a.dim() != 2 or b.dim() != 2:
+            problems.append(f"{name}: needs a 2-D lora.A and lora.B")
+        elif a.shape[1] != rank or b.shape[0] != rank:
+            problems.append(
+                f"{name}: A {tuple(a.shape)} and B {tuple(b.shape)} are not of the header's "
+                f"rank {rank}"
+            )
+    if problems:
+        raise LoRAError(
+            f"The LoRA adapter file {path} is inconsistent, so nothing was loaded:\n  "
+            + "\n  ".join(problems[:20])
+            + "\nSave the adapters again with save_lora_adapters."
+        )
 
 
 def _check_adapters_fit(tensors: dict, model: nn.Module, path: Path, info: dict) -> None:
@@ -397,13 +520,19 @@ def load_lora_adapters(model: nn.Module, path, map_location=None) -> dict:
     """
     path = Path(path)
     info = read_lora_info(path)
-    tensors = load_file(str(path), device=str(map_location or "cpu"))
+    try:
+        tensors = load_file(str(path), device=str(map_location or "cpu"))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise LoRAError(_unreadable(path, err)) from None
+    except RuntimeError as err:  # torch: an unknown or unavailable device
+        raise LoRAError(f"Cannot load {path} onto map_location={map_location!r}: {err}") from None
+    _check_tensors_match_info(tensors, info, path)
     _check_adapters_fit(tensors, model, path, info)
-    with torch.no_grad():
+    with torch.no_grad():  # everything is checked: from here on nothing can fail halfway
         for name, layer in lora_layers(model).items():
             layer.lora.A.copy_(tensors[f"{name}.lora.A"])
             layer.lora.B.copy_(tensors[f"{name}.lora.B"])
-            layer.lora.alpha = info["layers"].get(name, {}).get("alpha", layer.lora.alpha)
+            layer.lora.alpha = info["layers"][name]["alpha"]
     return info
 
 

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .validate import check_known_keys, check_number
 
 # ---------------------------------------------------------------------------------------------
 # Configurations
@@ -82,7 +84,17 @@ GPT_CONFIG_1558M = gpt2_config("xl")
 
 
 def check_config(cfg: dict) -> None:
-    """Raise a ``ValueError`` that says what to fix if ``cfg`` cannot describe a GPTModel."""
+    """Raise a ``ValueError`` that says what to fix if ``cfg`` cannot describe a GPTModel.
+
+    Refused: a missing key, an unknown one (``"n_layer"`` next to ``"n_layers"`` would be
+    ignored and the default kept), and values of the wrong type (``"0.1"``, ``"False"``,
+    ``None``, ``2.0`` for a size), which Python would otherwise coerce or treat as true.
+    """
+    if not isinstance(cfg, Mapping):
+        raise ValueError(
+            f"A GPT config must be a dict such as GPT_CONFIG_124M, got {type(cfg).__name__}: "
+            "for a named size use gpt2_config('small')."
+        )
     missing = [key for key in CONFIG_FIELDS if key not in cfg]
     if missing:
         raise ValueError(
@@ -90,6 +102,7 @@ def check_config(cfg: dict) -> None:
             f"{', '.join(CONFIG_FIELDS)} (start from a copy of GPT_CONFIG_124M: "
             "{**GPT_CONFIG_124M, 'n_layers': 4})."
         )
+    check_known_keys(cfg, CONFIG_FIELDS, "the model config")
     for key in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
         if not isinstance(cfg[key], numbers.Integral) or isinstance(cfg[key], bool) or cfg[key] < 1:
             raise ValueError(f"cfg[{key!r}] must be a positive integer, got {cfg[key]!r}.")
@@ -98,8 +111,9 @@ def check_config(cfg: dict) -> None:
             f"emb_dim ({cfg['emb_dim']}) must be divisible by n_heads ({cfg['n_heads']}): "
             "the heads split each token's vector into equal parts."
         )
-    if not 0 <= cfg["drop_rate"] < 1:
-        raise ValueError(f"drop_rate must be in [0, 1), got {cfg['drop_rate']!r}.")
+    check_number(cfg["drop_rate"], "drop_rate", low=0, high=1, high_open=True)
+    if not isinstance(cfg["qkv_bias"], bool):  # "False" or 0 would be read as a bool silently
+        raise ValueError(f"qkv_bias must be True or False, got {cfg['qkv_bias']!r}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +217,7 @@ class GPTModel(nn.Module):
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
 
     def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
-        check_token_ids(in_idx, self.pos_emb.num_embeddings)
+        check_token_ids(in_idx, self.pos_emb.num_embeddings, self.tok_emb.num_embeddings)
         batch_size, seq_len = in_idx.shape
         tok_embeds = self.tok_emb(in_idx)
         pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))
@@ -214,8 +228,16 @@ class GPTModel(nn.Module):
         return self.out_head(x)
 
 
-def check_token_ids(in_idx: torch.Tensor, context_length: int) -> None:
-    """Raise a ValueError that says what to change if ``in_idx`` is not (batch, n <= context)."""
+def check_token_ids(
+    in_idx: torch.Tensor, context_length: int, vocab_size: int | None = None
+) -> None:
+    """Raise a ValueError that says what to change if ``in_idx`` is not (batch, n <= context)
+    integer ids, each in ``range(vocab_size)`` (when given)."""
+    if not isinstance(in_idx, torch.Tensor):
+        raise ValueError(
+            f"GPTModel expects a tensor of token ids, got a {type(in_idx).__name__}; make one "
+            "with torch.tensor([ids]) or text_to_token_ids(text, tokenizer)."
+        )
     if in_idx.dim() != 2:
         raise ValueError(
             f"GPTModel expects token ids of shape (batch, n_tokens), got shape "
@@ -230,6 +252,37 @@ def check_token_ids(in_idx: torch.Tensor, context_length: int) -> None:
             f"input to its last {context_length} tokens first, "
             f"in_idx[:, -{context_length}:], as generate_text_simple does."
         )
+    if vocab_size is not None:
+        check_ids_in_vocabulary(in_idx, vocab_size)
+
+
+def check_ids_in_vocabulary(ids: torch.Tensor, vocab_size: int) -> None:
+    """Raise a ValueError if ``ids`` are not integers in ``range(vocab_size)``.
+
+    The embedding would fail with torch's "index out of range in self" on a CPU, and on a
+    GPU with a device-side assert that breaks the whole session, so the ids are checked
+    first: one min and max over the batch, a single read back from the device.
+    """
+    if ids.dtype not in (torch.long, torch.int32):
+        raise ValueError(
+            f"Token ids must be integers (torch.long), got {ids.dtype}; convert them with "
+            ".long(), or check that these are ids and not embeddings or probabilities."
+        )
+    if ids.numel() == 0 or _is_compiling():  # a compiled graph cannot read values back
+        return
+    low, high = torch.stack(torch.aminmax(ids)).tolist()
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"Token id {bad} is outside this model's vocabulary (0..{vocab_size - 1}): was the "
+            "text encoded with another tokenizer, or the model built with a smaller "
+            "vocab_size?"
+        )
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,6 +451,10 @@ def bytes_per_parameter(dtype) -> int:
         if not isinstance(resolved, torch.dtype):
             raise ValueError(f"Unknown dtype {dtype!r}; try 'float32', 'bfloat16' or 'int8'.")
         dtype = resolved
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(
+            f"dtype must be a torch.dtype or its name, such as 'bfloat16'; got {dtype!r}."
+        )
     return torch.empty((), dtype=dtype).element_size()
 
 
