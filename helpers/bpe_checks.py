@@ -22,6 +22,7 @@ This module imports nothing from ``helpers``, so the tokenizer can import it at 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 
 import regex
@@ -31,8 +32,14 @@ __all__ = [
     "allowed_specials",
     "split_on_specials",
     "replace_surrogates",
+    "check_special_tokens",
     "check_merges",
+    "MAX_VOCAB_BYTES",
 ]
+
+# The most bytes all tokens of a vocabulary may hold together. GPT-2's 50,257 tokens hold about
+# 320 kB; a file whose merges double a token again and again would otherwise ask for terabytes.
+MAX_VOCAB_BYTES = 2**28
 
 
 def special_pattern(tokens: Iterable[str]) -> str:
@@ -98,28 +105,65 @@ def replace_surrogates(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def check_special_tokens(special_tokens) -> list[str]:
+    """``special_tokens`` as a list, if it is a list (or tuple, set...) of distinct non-empty
+    strings; else a ``ValueError``. A single string is refused rather than read as its
+    characters: ``"<s>"`` would otherwise become the three special tokens ``<``, ``s``, ``>``."""
+    if isinstance(special_tokens, (str, bytes)):
+        raise ValueError(
+            f"special_tokens must be a list of strings, got the single string "
+            f"{special_tokens!r}; pass a list, e.g. [{special_tokens!r}] or ['<|endoftext|>']."
+        )
+    if isinstance(special_tokens, dict) or not isinstance(special_tokens, Iterable):
+        raise ValueError(
+            f"special_tokens must be a list of strings, e.g. ['<|endoftext|>'], got "
+            f"{type(special_tokens).__name__}."
+        )
+    tokens = list(special_tokens)
+    for token in tokens:
+        if not isinstance(token, str) or not token:
+            raise ValueError(
+                f"special tokens must be non-empty strings, got {token!r} in {tokens}."
+            )
+    duplicates = sorted({t for t in tokens if tokens.count(t) > 1})
+    if duplicates:
+        raise ValueError(f"special_tokens has duplicates: {duplicates}; list each token once.")
+    return tokens
+
+
 def check_merges(
     byte_ids: Sequence[int],
     merges: Sequence[tuple[tuple[int, int], int]],
     special_tokens: dict[str, int],
     merge_counts: Sequence[int] | None = None,
-) -> None:
+) -> tuple[list[int], list[tuple[tuple[int, int], int]]]:
     """Raise a ``ValueError`` unless these make one consistent vocabulary (see the module
-    docstring for what that means)."""
-    if sorted(set(byte_ids)) != sorted(byte_ids) or len(byte_ids) != 256:
+    docstring for what that means); returns ``byte_ids`` and ``merges`` with plain ints."""
+    _check_ids("byte_ids", byte_ids)
+    if len(set(byte_ids)) != 256 or len(byte_ids) != 256:
         raise ValueError("byte_ids must give 256 different ids, one for each byte value")
-    defined = set(byte_ids)
+    lengths = dict.fromkeys(byte_ids, 1)  # id -> its token's length in bytes
+    total = 256
     for n, ((left, right), new) in enumerate(merges):
-        if left not in defined or right not in defined:
+        _check_ids(f"merge #{n}", (left, right, new))
+        if left not in lengths or right not in lengths:
             raise ValueError(
                 f"merge #{n} ({left}, {right}) -> {new} uses an id not defined before it"
             )
-        if new in defined:
+        if new in lengths:
             raise ValueError(f"merge #{n} ({left}, {right}) -> {new} reuses id {new}")
-        defined.add(new)
+        lengths[new] = lengths[left] + lengths[right]
+        total += lengths[new]
+        if total > MAX_VOCAB_BYTES:  # counted before any token's bytes are built
+            raise ValueError(
+                f"the merges up to #{n} make tokens of {total:,} bytes in all, more than the "
+                f"{MAX_VOCAB_BYTES:,} a vocabulary may hold; this is no real tokenizer"
+            )
+    defined = set(lengths)
     for name, i in special_tokens.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"special token names must be non-empty strings, got {name!r}")
+        _check_ids(f"special token {name!r}", (i,))
         if i in defined:
             raise ValueError(f"special token {name!r} has id {i}, which is already a token")
         defined.add(i)
@@ -127,3 +171,14 @@ def check_merges(
         raise ValueError(f"token ids must be exactly 0..{len(defined) - 1}, without gaps")
     if merge_counts is not None and len(merge_counts) != len(merges):
         raise ValueError("merge_counts must have one count per merge")
+    if merge_counts is not None:
+        _check_ids("merge_counts", merge_counts)
+    return [int(i) for i in byte_ids], [((int(a), int(b)), int(c)) for (a, b), c in merges]
+
+
+def _check_ids(what: str, values) -> None:
+    """Ids (and counts) must be whole numbers >= 0: a 1.5 or "7" from a file is refused, not
+    rounded, and a bool is no id."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{what}: ids must be whole numbers >= 0, got {value!r}")

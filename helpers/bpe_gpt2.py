@@ -48,13 +48,11 @@ def from_gpt2_files(
     cls: type[BPETokenizer] = BPETokenizer,
 ) -> BPETokenizer:
     """A new ``cls`` with GPT-2's merges, byte ids and ``<|endoftext|>``, read from the files."""
+    encoder = _read_encoder(Path(encoder_json_path))
     try:
-        encoder = json.loads(Path(encoder_json_path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{encoder_json_path} is not GPT-2's encoder.json ({err})") from None
-    if not isinstance(encoder, dict):
-        raise ValueError(f"{encoder_json_path} is not GPT-2's encoder.json (not a JSON object)")
-    merge_lines = Path(vocab_bpe_path).read_text(encoding="utf-8").split("\n")
+        merge_lines = Path(vocab_bpe_path).read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{vocab_bpe_path} is not GPT-2's vocab.bpe (not UTF-8: {err})") from None
     if not merge_lines[0].startswith("#version"):
         raise ValueError(f"{vocab_bpe_path} does not start with a '#version' line; is it vocab.bpe?")
     merge_lines = [line for line in merge_lines[1:] if line]
@@ -94,3 +92,22 @@ def from_gpt2_files(
         if tokenizer.vocab.get(i) != expected:
             raise ValueError(f"{mismatch}: id {i} is {token!r} in encoder.json, but not in vocab.bpe")
     return tokenizer
+
+
+def _read_encoder(path: Path) -> dict[str, int]:
+    """encoder.json as a dict of token text -> id, or a ValueError naming the file: ids must be
+    whole numbers >= 0 (a 5.0 or "5" is a broken file, not an id to round)."""
+    try:
+        encoder = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else err
+        raise ValueError(f"{path} is not GPT-2's encoder.json ({reason})") from None
+    if not isinstance(encoder, dict):
+        raise ValueError(f"{path} is not GPT-2's encoder.json (not a JSON object)")
+    for token, i in encoder.items():
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            raise ValueError(
+                f"{path} is not GPT-2's encoder.json: token {token!r} has id {i!r}, not a whole "
+                "number >= 0. Delete it and download it again."
+            )
+    return encoder

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import regex
 
-from .bpe_checks import split_on_specials
+from .bpe_checks import check_special_tokens, split_on_specials
 from .tokenizer import ENDOFTEXT, BPETokenizer, merge_pair, render_token
 
 __all__ = ["train_bpe"]
@@ -46,17 +46,15 @@ def train_bpe(
     (splitting with its pattern); returns it. ``BPETokenizer.train`` calls this."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    special_tokens = list(special_tokens)
-    if len(set(special_tokens)) != len(special_tokens):
-        raise ValueError(f"special_tokens has duplicates: {special_tokens}")
-    if not all(isinstance(t, str) and t for t in special_tokens):
-        raise ValueError(f"special tokens must be non-empty strings, got {special_tokens}")
+    special_tokens = check_special_tokens(special_tokens)  # a str such as "<s>" is refused
     minimum = 256 + len(special_tokens)
-    if not isinstance(vocab_size, int) or vocab_size < minimum:
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < minimum:
         raise ValueError(
             f"vocab_size must be an integer of at least {minimum} (256 byte tokens + "
             f"{len(special_tokens)} special), got {vocab_size!r}"
         )
+    if not isinstance(verbose, bool):
+        raise ValueError(f"verbose must be True or False, got {verbose!r}")
     n_merges = vocab_size - minimum
 
     # Distinct chunks with their counts; special tokens in the text only separate documents.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .validate import check_int
+
 
 def window_starts(num_tokens: int, max_length: int, stride: int) -> range:
     """Start positions of the windows over ``num_tokens`` tokens.
@@ -18,8 +20,8 @@ def window_starts(num_tokens: int, max_length: int, stride: int) -> range:
     A window needs ``max_length + 1`` tokens (its targets reach one further), so the last start
     is ``num_tokens - max_length - 1``. This is the book's ``range(0, len - max_length, stride)``.
     """
-    if max_length < 1 or stride < 1:
-        raise ValueError(f"max_length and stride must be at least 1 (got {max_length}, {stride}).")
+    check_int(max_length, "max_length", minimum=1)  # 2.5 or True is a mistake, not a length
+    check_int(stride, "stride", minimum=1)
     return range(0, num_tokens - max_length, stride)
 
 

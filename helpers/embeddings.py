@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .validate import check_int, check_number
+
 
 def one_hot_lookup(weight: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     """What an embedding lookup computes, written as one-hot vectors times the weight matrix.
@@ -29,6 +31,9 @@ def sinusoidal_positions(num_positions: int, dim: int, base: float = 10_000.0) -
     Even columns hold sin(pos / base^(i/dim)), odd columns the matching cos: low columns
     oscillate fast, high columns slowly, so every position gets a distinct pattern.
     """
+    check_int(num_positions, "num_positions", minimum=0)
+    check_int(dim, "dim", minimum=2)
+    check_number(base, "base", low=1, low_open=True)  # base <= 1 gives no wavelengths to tell apart
     if dim % 2:
         raise ValueError(f"dim must be even to pair sines with cosines, got {dim}.")
     positions = torch.arange(num_positions, dtype=torch.float32)[:, None]

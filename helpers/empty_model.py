@@ -44,6 +44,14 @@ class _ShapesOnly(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def shapes_only_model(cfg: dict) -> GPTModel:
+    """A GPTModel on the ``meta`` device: its parameters' names and shapes, no memory at all.
+    A loader checks a file against it before ``empty_model`` allocates anything, so a file
+    whose shapes do not fit costs no memory (a config may ask for terabytes)."""
+    with _ShapesOnly(), torch.device("meta"):
+        return GPTModel(cfg)
+
+
 def empty_model(
     cfg: dict, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> GPTModel:

@@ -38,7 +38,9 @@ The rest of ``BPETokenizer`` lives in modules of its own, which its methods call
 - ``helpers.bpe_files``: ``save`` and ``load``, one readable JSON file;
 - ``helpers.bpe_gpt2``: ``from_gpt2`` (OpenAI's encoder.json and vocab.bpe) and
   ``gpt2_byte_to_unicode``, which is importable from here too;
-- ``helpers.bpe_checks``: tiktoken's special-token rules, and the checks that merges fit.
+- ``helpers.bpe_checks``: tiktoken's special-token rules, and the checks that merges fit;
+- ``helpers.bpe_fast``: ``encode_chunk``'s merges in n log n steps (a heap), which
+  ``encode_ordinary`` uses for chunks over ``LONG_CHUNK_BYTES`` (a pasted blob, a long URL).
 
 Usage::
 
@@ -62,9 +64,11 @@ import regex  # like `re`, plus the Unicode classes \p{L} (letters) and \p{N} (n
 from .bpe_checks import (
     allowed_specials,
     check_merges,
+    check_special_tokens,
     replace_surrogates,
     split_on_specials,
 )
+from .bpe_fast import merge_by_rank
 
 __all__ = [
     "split_text",
@@ -116,9 +120,9 @@ def build_vocab(text: str, special_tokens: Iterable[str] = ()) -> dict[str, int]
     A special token that also occurs in the text (e.g. ``<|endoftext|>`` between documents)
     still goes to the end, so its id does not depend on the text.
     """
-    special_tokens = list(special_tokens)
-    if len(set(special_tokens)) != len(special_tokens):
-        raise ValueError(f"special_tokens has duplicates: {special_tokens}")
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}.")
+    special_tokens = check_special_tokens(special_tokens)  # a str such as "<s>" is refused
     words = sorted(set(split_text(text)) - set(special_tokens))
     return {token: i for i, token in enumerate(words + special_tokens)}
 
@@ -218,6 +222,9 @@ GPT2_TIKTOKEN_PATTERN = (
 )
 
 MAX_CACHED_CHUNKS = 100_000  # chunk encodings to remember; plenty for a book, bounded for a corpus
+# Chunks longer than this (in bytes) are merged by helpers.bpe_fast.merge_by_rank, in n log n steps;
+# encode_chunk's loop costs n²/2 look-ups: nothing for a word, minutes for a 200 kB blob.
+LONG_CHUNK_BYTES = 32
 
 
 def render_token(token: bytes) -> str:
@@ -293,9 +300,9 @@ class BPETokenizer:
         looks up. Byte b is id ``byte_ids[b]`` (b itself, unless given; GPT-2 numbers them
         otherwise). Checked first; returns self."""
         special_tokens = dict(special_tokens or {})
-        byte_ids = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
+        byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
         merges = [((left, right), new_id) for (left, right), new_id in merges]
-        check_merges(byte_ids, merges, special_tokens, merge_counts)  # see helpers.bpe_checks
+        byte_ids, merges = check_merges(byte_ids, merges, special_tokens, merge_counts)
         self.vocab = {i: bytes([b]) for b, i in enumerate(byte_ids)}
         for (left, right), new_id in merges:
             self.vocab[new_id] = self.vocab[left] + self.vocab[right]
@@ -376,10 +383,16 @@ class BPETokenizer:
             if chunk not in self.cache:  # words repeat: each distinct chunk goes through BPE once
                 if len(self.cache) >= MAX_CACHED_CHUNKS:
                     self.cache.clear()
-                # A chunk that is one token (most words, for GPT-2) needs no loop; the loop would
-                # end at that token too (tested), as in tiktoken.
-                whole = self._ranks.get(chunk.encode("utf-8"))
-                self.cache[chunk] = [whole] if whole is not None else self.encode_chunk(chunk)
+                # A chunk that is one token (most words) needs no loop (it would end there too,
+                # tested); a long one (a pasted blob) takes bpe_fast's heap: same merges, no n².
+                data = chunk.encode("utf-8")
+                whole = self._ranks.get(data)
+                if whole is not None:
+                    self.cache[chunk] = [whole]
+                elif len(data) <= LONG_CHUNK_BYTES:
+                    self.cache[chunk] = self.encode_chunk(chunk)
+                else:
+                    self.cache[chunk] = merge_by_rank(data, self._ranks)
             ids.extend(self.cache[chunk])
         return ids
 
@@ -425,11 +438,11 @@ class BPETokenizer:
         return save_bpe(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> BPETokenizer:
-        """Read a file written by ``save`` (``helpers.bpe_files``)."""
+    def load(cls, path: str | Path, trust_pattern: bool = False) -> BPETokenizer:
+        """Read a file from ``save``; a pattern not GPT-2's needs ``trust_pattern`` (bpe_files)."""
         from .bpe_files import load_bpe
 
-        return load_bpe(path, cls)
+        return load_bpe(path, cls, trust_pattern=trust_pattern)
 
     @classmethod
     def from_gpt2(cls, encoder_json_path: str | Path, vocab_bpe_path: str | Path) -> BPETokenizer:

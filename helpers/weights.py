@@ -39,7 +39,7 @@ from typing import Callable, Iterator
 import torch
 
 from .data import DataError, cache_dir
-from .empty_model import empty_model
+from .empty_model import empty_model, shapes_only_model
 from .gpt2_mapping import Source, gpt2_weight_map
 from .hub import (
     CONFIG_FILE,
@@ -54,6 +54,7 @@ from .hub import (
 )
 from .model import GPTModel, gpt2_config
 from .safetensors_reader import SafetensorsReader, check_safetensors
+from .validate import check_int, check_number
 from .weights_config import (
     GPT2_HEADS,
     WeightsMismatch,
@@ -350,6 +351,7 @@ def load_model(
     else the tensors' shapes (then ``n_heads`` is needed unless emb_dim is a GPT-2 size).
     ``dtype=None`` keeps the file's dtype; ``drop_rate`` defaults to the config's, else 0.1.
     """
+    _check_load_options(config, dtype, n_heads, drop_rate)
     weights_file, config_file = _locate(Path(path))
     config_json = read_config_json(config_file) if weights_file.suffix == ".safetensors" else None
     with _open_tensors(weights_file) as tensors:
@@ -359,15 +361,78 @@ def load_model(
         cfg = build_config(
             tensors.shapes, tensors.path, layout, config_json, config, n_heads, drop_rate
         )
+        # Everything is checked on shapes alone first: a file or config that does not fit (or
+        # declares 10**12 elements) is refused before a byte of the model is allocated.
+        source = "the config passed to load_model" if config is not None else (
+            config_file if config_json is not None else f"The shapes in {tensors.path}")
+        shapes = _shapes_only(cfg, source)
         if layout == "hf" and not cfg["qkv_bias"]:
             raise WeightsMismatch("GPT-2's query/key/value layers have biases: set qkv_bias=True.")
-        norm = "ln_f.weight" if layout == "hf" else "final_norm.scale"
-        file_dtype = tensors.get(norm).dtype if norm in tensors.shapes else torch.float32
-        model = empty_model(cfg, device, dtype or file_dtype)
-        weights, checked_only = _weight_map(model, tensors, layout, config_json)
-        _check(tensors, weights, checked_only, model, cfg, layout)
+        weights, checked_only = _weight_map(shapes, tensors, layout, config_json)
+        _check(tensors, weights, checked_only, shapes, cfg, layout)
+        _check_masks_fit(cfg, tensors.path)
+        model = empty_model(cfg, device, dtype or _file_dtype(tensors, layout))
         _fill(model, tensors, weights)
     return model.eval()
+
+
+def _check_load_options(config, dtype, n_heads, drop_rate) -> None:
+    """The keyword options of ``load_model``, checked before any file is opened."""
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(
+            f"config must be a dict such as GPT_CONFIG_124M, got {type(config).__name__}."
+        )
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(
+            f"dtype must be a floating-point torch dtype such as torch.bfloat16, got {dtype!r}."
+        )
+    if n_heads is not None:
+        check_int(n_heads, "n_heads", minimum=1)
+    if drop_rate is not None:
+        check_number(drop_rate, "drop_rate", low=0, high=1, high_open=True)
+
+
+def _shapes_only(cfg: dict, source) -> GPTModel:
+    """The model as shapes only (no memory); a config it refuses is named by where it came from."""
+    try:
+        return shapes_only_model(cfg)
+    except ValueError as err:
+        raise ValueError(f"{source} does not describe a GPTModel: {err}") from None
+
+
+def _file_dtype(tensors: _Tensors, layout: str) -> torch.dtype:
+    """The dtype of the file's final norm, read from the header (no tensor is read): a model
+    built without ``dtype=`` keeps the file's."""
+    norm = "ln_f.weight" if layout == "hf" else "final_norm.scale"
+    if norm not in tensors.shapes:
+        return torch.float32
+    if tensors.dtypes is not None:
+        found = tensors.dtypes[norm]
+    else:  # a .pth state dict, memory-mapped: its tensors know their dtype
+        found = tensors.get(norm).dtype
+    if found is None or not found.is_floating_point:
+        raise WeightsMismatch(
+            f"{tensors.path}: {norm} is not stored as floating-point numbers, so these are no "
+            "model weights; delete the file and download or copy it again."
+        )
+    return found
+
+
+def _check_masks_fit(cfg: dict, path: Path) -> None:
+    """Each block builds a (context_length, context_length) float mask in memory. A file's
+    weights only hold context_length x emb_dim numbers, so a small file with a huge
+    context_length could ask for more memory than the machine has: refused, not attempted."""
+    mask_bytes = cfg["n_layers"] * cfg["context_length"] ** 2 * 4
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): let torch try
+        return
+    if mask_bytes > memory:
+        raise WeightsMismatch(
+            f"{path}: context_length={cfg['context_length']:,} with {cfg['n_layers']} layers "
+            f"needs {mask_bytes / 2**30:,.1f} GiB for the causal masks alone, more than this "
+            f"machine's {memory / 2**30:,.1f} GiB; pass a config with a smaller context_length."
+        )
 
 
 def load_gpt2(
@@ -388,6 +453,7 @@ def load_gpt2(
     with ``qkv_bias=True``; ``drop_rate`` stays 0.1 as in ch. 5 (ch. 6-7 pass ``drop_rate=0.0``).
     Raises ``WeightsUnavailable`` when the weights can be neither found nor downloaded.
     """
+    _check_source(source)
     options = {"config": config, "n_heads": n_heads, "drop_rate": drop_rate}
     if is_gpt2_size(source):
         size = resolve_gpt2_size(source)
@@ -399,6 +465,18 @@ def load_gpt2(
     if not path.exists() and isinstance(source, str) and not re.search(r"[/\\.]", source):
         resolve_gpt2_size(source)  # neither a path nor a size: the error lists the sizes
     return load_model(path, device, dtype, **options)
+
+
+def _check_source(source) -> None:
+    """A size name or a path, and not an empty one (which would mean the current folder)."""
+    if not isinstance(source, (str, os.PathLike)):
+        hint = f" (did you mean '{source}M'?)" if isinstance(source, int) and source > 0 else ""
+        raise ValueError(
+            f"load_gpt2 takes a GPT-2 size such as 'gpt2-small (124M)' or a path, got "
+            f"{source!r} ({type(source).__name__}){hint}."
+        )
+    if isinstance(source, str) and not source.strip():
+        raise ValueError("load_gpt2 got an empty source: give a size such as 'small' or a path.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,10 +529,11 @@ if __name__ == "__main__":  # usage example: python -m helpers.weights [size or 
     from .model import generate_text_simple, text_to_token_ids, token_ids_to_text
     from .tokenizer import gpt2_tokenizer
 
-    try:  # WeightsUnavailable is a DataError, as is a tokenizer file that cannot be fetched
+    try:  # WeightsUnavailable is a DataError, as is a tokenizer file that cannot be fetched;
+        # a bad size, path or file is a ValueError or FileNotFoundError: one line, no traceback
         gpt2 = load_gpt2(sys.argv[1] if len(sys.argv) > 1 else "gpt2-small (124M)")
         tokenizer = gpt2_tokenizer()
-    except DataError as err:
-        raise SystemExit(str(err)) from None
+    except (DataError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
     ids = text_to_token_ids("Every effort moves you", tokenizer)
     print(token_ids_to_text(generate_text_simple(gpt2, ids, 15, 1024), tokenizer))

@@ -74,7 +74,15 @@ def read_config_json(path: Path) -> dict | None:
     (plus ``tie_word_embeddings`` from the latter); None if there is no such file."""
     if not path.is_file():
         return None
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ValueError(
+            f"{path} is not valid JSON; fix it, or delete it and download or copy the model "
+            "folder again."
+        ) from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not a model config object.")
     if all(key in raw for key in CONFIG_FIELDS):
         return {key: raw[key] for key in CONFIG_FIELDS}
     if "n_embd" not in raw:
@@ -89,6 +97,12 @@ def read_config_json(path: Path) -> dict | None:
             f"{path} describes a GPT-2 variant (activation {activation!r}, layer norm eps {eps}) "
             "that GPTModel does not implement: it has OpenAI GPT-2's tanh GELU and eps=1e-5."
         )
+    missing = [key for key in ("vocab_size", "n_head", "n_layer") if key not in raw]
+    if missing:
+        raise ValueError(f"{path} is a Hugging Face GPT-2 config without {', '.join(missing)}.")
+    tied = raw.get("tie_word_embeddings", True)
+    if not isinstance(tied, bool):  # "false" as a string would silently tie the head
+        raise ValueError(f"{path}: tie_word_embeddings must be true or false, got {tied!r}.")
     return {
         "vocab_size": raw["vocab_size"],
         "context_length": raw.get("n_positions", raw.get("n_ctx")),
@@ -97,7 +111,7 @@ def read_config_json(path: Path) -> dict | None:
         "n_layers": raw["n_layer"],
         "drop_rate": raw.get("resid_pdrop", GPT_CONFIG_124M["drop_rate"]),
         "qkv_bias": True,  # GPT-2's c_attn always has a bias
-        "tie_word_embeddings": raw.get("tie_word_embeddings", True),
+        "tie_word_embeddings": tied,
     }
 
 
