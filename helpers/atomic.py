@@ -42,6 +42,8 @@ def atomic_path(target):
     """Yield a temporary path beside ``target``; write the file there. When the block ends
     without error it is renamed over ``target``; otherwise it is deleted."""
     target = Path(target)
+    if target.is_dir():  # os.replace would fail only after the whole file was written
+        raise IsADirectoryError(f"Cannot write {target}: it is a folder. Give a file name inside it.")
     target.parent.mkdir(parents=True, exist_ok=True)
     # hidden, and unique per process: two processes saving at once do not share it
     temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
@@ -62,8 +64,12 @@ def write_bytes_atomically(target, data: bytes) -> Path:
 
 
 def write_json_atomically(target, data, indent: int = 2) -> Path:
+    """``data`` as JSON at ``target``; data that JSON cannot hold (a tensor, a set) is a
+    ValueError naming the file, raised before anything is written."""
+    try:
+        text = json.dumps(data, indent=indent) + "\n"
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Cannot save {target} as JSON: {err}.") from None
     with atomic_path(target) as temporary:
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=indent)
-            f.write("\n")
+        temporary.write_text(text, encoding="utf-8")
     return Path(target)

@@ -13,6 +13,8 @@ code on your machine.
 
 A save writes a temporary sibling folder, flushes it to disk, then renames it into place, so a
 crash (or a stop button) mid-save leaves the previous checkpoint intact, never half of a new one.
+A load reads and checks every file first (``read_checkpoint``) and only then changes the model
+and optimizer (``apply_checkpoint``): a damaged file is refused, naming it, with nothing changed.
 
 Usage::
 
@@ -25,16 +27,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from .atomic import fsync
-from torch import nn
 
 FORMAT = "llm-from-scratch checkpoint"
 VERSION = 1
@@ -42,6 +46,12 @@ METADATA_FILE = "checkpoint.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
+# the only files a checkpoint may list: a hostile checkpoint.json cannot point outside its folder
+KNOWN_FILES = (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE)
+# optimizer state that has one value per weight, so the weight's shape (Adam, AdamW, SGD, RMSprop, ...)
+PARAMETER_SHAPED_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer",
+                          "square_avg", "acc_delta", "sum", "grad_avg")
+FIX_HINT = "delete it, or resume from an earlier copy of the checkpoint"
 
 
 class CheckpointError(ValueError):
@@ -212,9 +222,12 @@ def _replace_folder(new: Path, final: Path) -> None:
     (``final.old``) and is deleted only once the new one is in place.
     """
     old = final.with_name(final.name + ".old")
-    if final.exists():
-        if old.exists():  # left over from an earlier save, and final is complete: stale
+    if final.exists() and old.exists():
+        if is_complete(final):  # the .old is left over from an earlier save: stale
             shutil.rmtree(old)
+        else:  # final is a damaged leftover, and .old the complete checkpoint: keep that one
+            shutil.rmtree(final)
+    if final.exists():
         os.replace(final, old)
     # (without final, an .old is the only complete checkpoint: it stays until new is in place)
     try:
@@ -225,6 +238,30 @@ def _replace_folder(new: Path, final: Path) -> None:
         raise
     fsync(final.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def is_complete(folder) -> bool:
+    """Whether ``folder`` holds a finished save (``checkpoint.json`` is written last)."""
+    return (Path(folder) / METADATA_FILE).is_file()
+
+
+def previous_checkpoint(path) -> Path | None:
+    """``<path>.old`` if a save cut off between its two renames left the previous complete
+    checkpoint there (and nothing at ``path``), else ``None``."""
+    path = Path(path)
+    old = path.with_name(path.name + ".old")
+    return old if not path.exists() and old.is_dir() and is_complete(old) else None
+
+
+def _check_json(metadata: dict, final: Path) -> None:
+    """Refuse settings JSON cannot hold (a tensor in ``extra``, say) before anything is written."""
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"Cannot save a checkpoint at {final}: its config, training or extra holds "
+            f"something JSON cannot store ({err}). Pass plain numbers, text, lists and dicts."
+        ) from None
 
 
 def save_checkpoint(
@@ -249,7 +286,12 @@ def save_checkpoint(
     final = Path(path)
     if final.exists() and not final.is_dir():
         raise CheckpointError(f"{final} is a file; a checkpoint is a folder. Choose another path.")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file where a parent folder must be
+        raise CheckpointError(
+            f"Cannot save a checkpoint at {final}: {err.strerror or err}. Choose another path."
+        ) from None
     tensors, aliases = split_shared_tensors(model.state_dict())
     metadata = {
         "format": FORMAT,
@@ -264,6 +306,7 @@ def save_checkpoint(
         "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch_version": torch.__version__,
     }
+    _check_json(metadata, final)
     temporary = final.with_name(final.name + ".tmp")
     if temporary.exists():  # left over from a save that was killed
         shutil.rmtree(temporary)
@@ -293,7 +336,8 @@ def save_checkpoint(
 
 
 def read_checkpoint_metadata(path) -> dict:
-    """The ``checkpoint.json`` of the checkpoint at ``path``, after checking it is complete."""
+    """The ``checkpoint.json`` of the checkpoint at ``path``, after checking that it is
+    complete and well-formed (a damaged or hostile file is refused, naming it)."""
     folder = Path(path)
     if not folder.is_dir():
         leftover = folder.with_name(folder.name + ".old")
@@ -310,14 +354,11 @@ def read_checkpoint_metadata(path) -> dict:
             f"{folder} is not a complete checkpoint: it has no {METADATA_FILE} "
             "(a checkpoint folder holds checkpoint.json and model.safetensors)."
         )
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{metadata_path} is not a checkpoint written by helpers.checkpoint.")
-    if metadata.get("version", 0) > VERSION:
-        raise CheckpointError(
-            f"{folder} uses checkpoint version {metadata['version']}; this code reads up to "
-            f"{VERSION}. Update the helpers package."
-        )
+    try:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{metadata_path} is not valid JSON ({err}); {FIX_HINT}.") from None
+    _check_metadata(metadata, metadata_path)
     missing = [name for name in metadata["files"] if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(
@@ -326,10 +367,81 @@ def read_checkpoint_metadata(path) -> dict:
     return metadata
 
 
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_metadata(meta, where: Path) -> None:
+    """Raise a ``CheckpointError`` unless ``meta`` has the structure ``save_checkpoint`` writes."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{where} is not a checkpoint written by helpers.checkpoint.")
+
+    def damaged(what: str) -> CheckpointError:
+        return CheckpointError(f"{where} is damaged: {what}; {FIX_HINT}.")
+
+    version = meta.get("version")
+    if not _is_whole(version):
+        raise damaged(f"its version is {version!r}, not a whole number")
+    if version > VERSION:
+        raise CheckpointError(
+            f"{where.parent} uses checkpoint version {version}; this code reads up to "
+            f"{VERSION}. Update the helpers package."
+        )
+    files = meta.get("files")
+    if not isinstance(files, list) or MODEL_FILE not in files:
+        raise damaged(f"its file list {files!r} does not name {MODEL_FILE}")
+    strange = [name for name in files if name not in KNOWN_FILES]
+    if strange:  # e.g. "../../.ssh/id_rsa": never read anything outside the folder
+        raise damaged(f"it lists {strange!r}; a checkpoint holds only {', '.join(KNOWN_FILES)}")
+    model = meta.get("model")
+    aliases = model.get("aliases") if isinstance(model, dict) else None
+    if not (isinstance(aliases, dict) and isinstance(model.get("class"), str)) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+    ):
+        raise damaged("its 'model' entry is not {'class': name, 'aliases': {name: name}}")
+    for key in ("step", "epoch"):
+        if meta.get(key) is not None and not _is_whole(meta[key]):
+            raise damaged(f"'{key}' is {meta[key]!r}, not a whole number")
+    for key in ("config", "training"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise damaged(f"'{key}' is {meta[key]!r}, not a dictionary")
+    if (meta.get("optimizer") is not None) != (OPTIMIZER_FILE in files):
+        raise damaged(f"its 'optimizer' entry and its file list disagree about {OPTIMIZER_FILE}")
+    if meta.get("optimizer") is not None and not _optimizer_info_ok(meta["optimizer"]):
+        raise damaged("its 'optimizer' entry is not {'class', 'param_groups', 'state'} as saved")
+
+
+def _optimizer_info_ok(info) -> bool:
+    """Whether the optimizer settings have the shape ``_flatten_optimizer`` gives them."""
+    if not isinstance(info, dict) or not isinstance(info.get("class"), str):
+        return False
+    groups, state = info.get("param_groups"), info.get("state", {})
+    return (
+        isinstance(groups, list)
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+        and all(_is_whole(i) for g in groups for i in g["params"])
+        and isinstance(state, dict)
+        and all(k.isdigit() and isinstance(v, dict) for k, v in state.items())
+    )
+
+
+def _read_tensors(path: Path, map_location) -> dict[str, torch.Tensor]:
+    """The tensors of one safetensors file; a truncated or garbled file is a ``CheckpointError``."""
+    try:
+        return load_file(str(path), device=str(map_location))
+    except SafetensorError as err:
+        raise CheckpointError(f"{path} is corrupt or truncated ({err}); {FIX_HINT}.") from None
+
+
 def _model_state_dict(folder: Path, metadata: dict, map_location) -> dict[str, torch.Tensor]:
     """The saved state dict, with tied tensors filled in under all their names again."""
-    state_dict = load_file(str(folder / MODEL_FILE), device=str(map_location))
+    state_dict = _read_tensors(folder / MODEL_FILE, map_location)
     for name, same_as in metadata["model"]["aliases"].items():
+        if same_as not in state_dict:
+            raise CheckpointError(
+                f"{folder / METADATA_FILE} is damaged: {name} is said to be the same tensor as "
+                f"{same_as}, which {MODEL_FILE} does not hold; {FIX_HINT}."
+            )
         state_dict[name] = state_dict[same_as]
     return state_dict
 
@@ -352,8 +464,15 @@ def mismatch_report(found: dict, expected: dict, source: str = "checkpoint") -> 
 
 
 def _check_fits(state_dict: dict, model: nn.Module, folder: Path, metadata: dict) -> None:
-    """Raise a ``CheckpointError`` naming each tensor that is missing, extra or shaped otherwise."""
-    problems = mismatch_report(state_dict, model.state_dict(), "checkpoint")
+    """Raise a ``CheckpointError`` naming each tensor that is missing, extra or shaped otherwise
+    (or holds integers where the model has floats: copying would convert them silently)."""
+    expected = model.state_dict()
+    problems = mismatch_report(state_dict, expected, "checkpoint")
+    problems += [
+        f"{name}: checkpoint {t.dtype}, model {expected[name].dtype}"
+        for name, t in state_dict.items()
+        if name in expected and t.is_floating_point() != expected[name].is_floating_point()
+    ]
     if problems:
         raise CheckpointError(
             f"The checkpoint at {folder} does not fit this model:\n  "
@@ -362,6 +481,121 @@ def _check_fits(state_dict: dict, model: nn.Module, folder: Path, metadata: dict
             f"{metadata['config']}. Build the model with that config, or use "
             "load_model_from_checkpoint(path), which does."
         )
+
+
+def _optimizer_state(folder: Path, metadata: dict, optimizer, map_location) -> dict:
+    """The saved optimizer state, checked against ``optimizer`` (without changing it)."""
+    info = metadata.get("optimizer")
+    if info is None:
+        raise CheckpointError(
+            f"The checkpoint at {folder} holds no optimizer state; "
+            "load it with optimizer=None to get the weights only."
+        )
+    if info["class"] != type(optimizer).__name__:
+        raise CheckpointError(
+            f"The checkpoint's optimizer is a {info['class']}, not a "
+            f"{type(optimizer).__name__}; create a {info['class']} to resume training."
+        )
+    saved_sizes = [len(group["params"]) for group in info["param_groups"]]
+    sizes = [len(group["params"]) for group in optimizer.param_groups]
+    if saved_sizes != sizes:
+        raise CheckpointError(
+            f"The checkpoint's optimizer holds parameter groups of {saved_sizes} tensors, this "
+            f"optimizer {sizes}: create it as the checkpoint's was (the same model and groups)."
+        )
+    path = folder / OPTIMIZER_FILE
+    tensors = _read_tensors(path, map_location)
+    strange = [name for name in tensors if not re.fullmatch(r"state\.\d+\.\w+", name)]
+    if strange:
+        raise CheckpointError(f"{path} holds tensors an optimizer does not have ({strange[:3]}); {FIX_HINT}.")
+    state = _unflatten_optimizer(tensors, info, optimizer)
+    _check_optimizer_state(state["state"], info, optimizer, path)
+    return state
+
+
+def _check_optimizer_state(state: dict, info: dict, optimizer, path: Path) -> None:
+    """Refuse state for parameters the optimizer lacks, per-weight state shaped otherwise than
+    its weight, and parameters missing part of the state the others have."""
+    saved_ids = [index for group in info["param_groups"] for index in group["params"]]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    param_of = dict(zip(saved_ids, params, strict=True))
+    key_sets = set()
+    for index, values in state.items():
+        if index not in param_of:
+            raise CheckpointError(f"{path} holds state for parameter {index}, which the optimizer "
+                                  f"does not have; {FIX_HINT}.")
+        shape = param_of[index].shape
+        for key, value in values.items():
+            bad_shape = key in PARAMETER_SHAPED_STATE and isinstance(value, torch.Tensor) and (
+                value.shape != shape or not value.is_floating_point()
+            )
+            if bad_shape or (key == "step" and isinstance(value, torch.Tensor) and value.numel() != 1):
+                raise CheckpointError(
+                    f"{path} is damaged: the {key} of parameter {index} is a {tuple(value.shape)} "
+                    f"{value.dtype} tensor, for a weight of shape {tuple(shape)}; {FIX_HINT}."
+                )
+        key_sets.add(frozenset(values))
+    if len(key_sets) > 1:
+        raise CheckpointError(f"{path} is damaged: part of the optimizer state is missing (the "
+                              f"parameters hold different entries); {FIX_HINT}.")
+
+
+def check_rng_states(states: dict, where) -> None:
+    """Raise a ``CheckpointError`` unless each entry is a generator state ``restore_rng_states``
+    can set: named ``torch``, ``mps`` or ``cuda:N`` (after an optional ``group.`` prefix), a
+    1-D uint8 tensor, and for the CPU generator exactly the size torch uses."""
+    cpu_size = torch.get_rng_state().numel()
+    for name, state in states.items():
+        kind = name.rsplit(".", 1)[-1]
+        known = kind in ("torch", "mps") or re.fullmatch(r"cuda:\d+", kind)
+        fits = state.dtype == torch.uint8 and state.dim() == 1
+        if not known or not fits or (kind == "torch" and state.numel() != cpu_size):
+            raise CheckpointError(
+                f"{where} is damaged: {name!r} is not a random-number-generator state; {FIX_HINT}."
+            )
+
+
+@dataclass
+class LoadedCheckpoint:
+    """Everything a checkpoint holds, read and checked but not yet put into a model."""
+
+    metadata: dict
+    model_state: dict
+    optimizer_state: dict | None
+    rng_states: dict
+
+
+def read_checkpoint(path, model: nn.Module, optimizer=None, map_location="cpu") -> LoadedCheckpoint:
+    """Read every file of the checkpoint at ``path`` and check it fits ``model`` (and
+    ``optimizer``), changing neither: a damaged file raises a ``CheckpointError`` naming it
+    while the model still holds its own weights. ``apply_checkpoint`` then loads it."""
+    folder = Path(path)
+    metadata = read_checkpoint_metadata(folder)
+    state_dict = _model_state_dict(folder, metadata, map_location)
+    _check_fits(state_dict, model, folder, metadata)
+    optimizer_state = None
+    if optimizer is not None:
+        optimizer_state = _optimizer_state(folder, metadata, optimizer, map_location)
+    rng = _read_tensors(folder / RNG_FILE, "cpu") if RNG_FILE in metadata["files"] else {}
+    check_rng_states(rng, folder / RNG_FILE)
+    return LoadedCheckpoint(metadata, state_dict, optimizer_state, rng)
+
+
+def apply_checkpoint(loaded: LoadedCheckpoint, model: nn.Module, optimizer=None) -> None:
+    """Put what ``read_checkpoint`` read into ``model`` (and ``optimizer``). The optimizer goes
+    first and is put back as it was if torch still refuses the state, so the model is only
+    changed once nothing can fail."""
+    if optimizer is not None and loaded.optimizer_state is not None:
+        before = optimizer.state_dict()
+        try:
+            optimizer.load_state_dict(loaded.optimizer_state)
+        except (ValueError, RuntimeError, KeyError, TypeError) as err:
+            optimizer.load_state_dict(before)
+            raise CheckpointError(
+                f"The checkpoint's optimizer state does not fit this optimizer ({err}); create "
+                "the optimizer as the checkpoint's was, or load the weights only."
+            ) from None
+    model.load_state_dict(loaded.model_state)
 
 
 def load_checkpoint(
@@ -375,32 +609,13 @@ def load_checkpoint(
     Returns the checkpoint's metadata (``step``, ``epoch``, ``config``, ``training``, ``extra``,
     ...) plus ``rng_states`` (a dict of tensors, empty if none were saved). The model must have
     the checkpoint's shapes: otherwise a ``CheckpointError`` lists the tensors that differ.
-    Tensors are read to ``map_location`` first; ``load_state_dict`` then copies them into the
-    model's own tensors, wherever those live.
+    Every file is read and checked before anything is changed. Tensors are read to
+    ``map_location`` first; ``load_state_dict`` then copies them into the model's own tensors,
+    wherever those live.
     """
-    folder = Path(path)
-    metadata = read_checkpoint_metadata(folder)
-    state_dict = _model_state_dict(folder, metadata, map_location)
-    _check_fits(state_dict, model, folder, metadata)
-    if optimizer is not None:  # check before changing anything
-        info = metadata.get("optimizer")
-        if info is None:
-            raise CheckpointError(
-                f"The checkpoint at {folder} holds no optimizer state; "
-                "load it with optimizer=None to get the weights only."
-            )
-        if info["class"] != type(optimizer).__name__:
-            raise CheckpointError(
-                f"The checkpoint's optimizer is a {info['class']}, not a "
-                f"{type(optimizer).__name__}; create a {info['class']} to resume training."
-            )
-    model.load_state_dict(state_dict)
-    if optimizer is not None:
-        tensors = load_file(str(folder / OPTIMIZER_FILE), device=str(map_location))
-        optimizer.load_state_dict(_unflatten_optimizer(tensors, info, optimizer))
-    rng_path = folder / RNG_FILE
-    metadata["rng_states"] = load_file(str(rng_path)) if rng_path.is_file() else {}
-    return metadata
+    loaded = read_checkpoint(path, model, optimizer, map_location)
+    apply_checkpoint(loaded, model, optimizer)
+    return {**loaded.metadata, "rng_states": loaded.rng_states}
 
 
 def load_model_from_checkpoint(path, map_location="cpu") -> nn.Module:
@@ -413,7 +628,13 @@ def load_model_from_checkpoint(path, map_location="cpu") -> nn.Module:
             f"The checkpoint at {path} has no model config; build the model yourself and "
             "call load_checkpoint(path, model)."
         )
-    model = GPTModel(metadata["config"])
+    try:
+        model = GPTModel(metadata["config"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(
+            f"The model config in {Path(path) / METADATA_FILE} cannot build a GPTModel "
+            f"({type(err).__name__}: {err}); {FIX_HINT}."
+        ) from None
     load_checkpoint(path, model, map_location=map_location)
     return model.to(map_location).eval()
 

@@ -29,12 +29,13 @@ Usage::
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
 from torch import nn
 
-from .model import generate_text_simple, text_to_token_ids, token_ids_to_text
+from .model import generate_text_simple, token_ids_to_text
 from .runtime import eval_mode
 
 # ---------------------------------------------------------------------------------------------
@@ -103,10 +104,67 @@ def generate_sample(
 ) -> str:
     """``start_context`` continued greedily by ``max_new_tokens`` tokens, as text."""
     context_size = model.pos_emb.weight.shape[0]
-    encoded = text_to_token_ids(start_context, tokenizer).to(device)
+    encoded = torch.tensor(encode_text(tokenizer, start_context)).unsqueeze(0).to(device)
     with eval_mode(model):
         token_ids = generate_text_simple(model, encoded, max_new_tokens, context_size)
     return token_ids_to_text(token_ids, tokenizer)
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """``tokenizer.encode(text)``, letting ``<|endoftext|>`` through where the tokenizer takes
+    ``allowed_special`` (tiktoken, ``BPETokenizer``); the book's ``SimpleTokenizerV1``/``V2``
+    take only the text, and would fail on the keyword."""
+    if _takes_allowed_special(tokenizer.encode):
+        return tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    return tokenizer.encode(text)
+
+
+def _takes_allowed_special(encode) -> bool:
+    try:
+        parameters = inspect.signature(encode).parameters.values()
+    except (TypeError, ValueError):  # a compiled method without a signature: as the book does
+        return True
+    return any(p.name == "allowed_special" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def check_sample_setup(model, tokenizer, start_context) -> None:
+    """Raise a ValueError now if the sample printed after each epoch would fail then.
+
+    Encodes ``start_context`` as ``generate_sample`` will, and decodes it back and the
+    highest token id the model can produce, so a tokenizer that does not fit the model, or a
+    prompt it cannot encode, is reported before the first step rather than after an epoch.
+    """
+    if not isinstance(start_context, str) or not start_context:
+        raise ValueError(
+            f"start_context must be a non-empty string (the prompt of the sample printed after "
+            f"each epoch), got {start_context!r}; e.g. start_context=\"Every effort moves you\"."
+        )
+    pos_emb = getattr(model, "pos_emb", None)
+    if not isinstance(pos_emb, nn.Embedding):
+        raise ValueError(
+            f"The sample after each epoch needs the model's context length, read from "
+            f"model.pos_emb, which this {type(model).__name__} does not have: train a GPTModel."
+        )
+    vocab_size = getattr(getattr(model, "tok_emb", None), "num_embeddings", None)
+    try:
+        ids = encode_text(tokenizer, start_context)
+        token_ids_to_text(ids, tokenizer)
+        if vocab_size is not None:
+            token_ids_to_text([vocab_size - 1], tokenizer)
+    except Exception as err:  # whatever the tokenizer raises: say which step failed and why
+        raise ValueError(
+            f"The tokenizer ({type(tokenizer).__name__}) cannot encode and decode the sample "
+            f"for start_context={start_context!r} and this model's {vocab_size} token ids "
+            f"({type(err).__name__}: {err}). Use the tokenizer the data was encoded with, and "
+            "a start_context made of words it knows."
+        ) from None
+    if not ids:
+        raise ValueError(f"start_context={start_context!r} encodes to no tokens; give some text.")
+    if vocab_size is not None and not all(0 <= i < vocab_size for i in ids):
+        raise ValueError(
+            f"start_context={start_context!r} encodes to token ids beyond this model's "
+            f"vocabulary of {vocab_size}: the tokenizer does not fit the model's vocab_size."
+        )
 
 
 def generate_and_print_sample(model, tokenizer, device, start_context: str) -> None:
@@ -183,12 +241,22 @@ def train_model_simple(
 
 def check_loaders(train_loader, val_loader, eval_freq: int) -> None:
     """Raise a ValueError that says what to change before a loop would fail or do nothing."""
-    if len(train_loader) == 0:
-        raise ValueError(empty_loader_message(train_loader, "The training loader"))
-    if len(val_loader) == 0:
-        raise ValueError(empty_loader_message(val_loader, "The validation loader"))
-    if not isinstance(eval_freq, int) or eval_freq < 1:
-        raise ValueError(f"eval_freq must be a whole number of steps, at least 1; got {eval_freq!r}.")
+    for loader, what in ((train_loader, "training"), (val_loader, "validation")):
+        try:
+            batches = len(loader) if hasattr(loader, "__iter__") else None
+        except TypeError:  # e.g. a DataLoader over an IterableDataset: no length to plan with
+            batches = None
+        if batches is None:
+            raise ValueError(
+                f"The {what} loader must be a DataLoader (or anything with a length that "
+                f"yields (input, target) batches), got {type(loader).__name__}."
+            )
+        if batches == 0:
+            raise ValueError(empty_loader_message(loader, f"The {what} loader"))
+    if isinstance(eval_freq, bool) or not isinstance(eval_freq, int) or eval_freq < 1:
+        raise ValueError(
+            f"eval_freq must be a whole number of steps, at least 1; got {eval_freq!r}."
+        )
 
 
 # ---------------------------------------------------------------------------------------------

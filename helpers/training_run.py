@@ -29,35 +29,64 @@ Usage::
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
+from .checkpoint import (
+    FIX_HINT,
+    METADATA_FILE,
+    RNG_FILE,
+    CheckpointError,
+    apply_checkpoint,
+    capture_rng_states,
+    gpt_config_of,
+    previous_checkpoint,
+    read_checkpoint,
+    restore_rng_states,
+    save_checkpoint,
+)
 from .classify import (
     accuracy_line,
     calc_accuracy_loader,
     calc_loss_batch_classifier,
     evaluate_classifier,
 )
-from .checkpoint import (
-    capture_rng_states,
-    gpt_config_of,
-    load_checkpoint,
-    read_checkpoint_metadata,
-    restore_rng_states,
-    save_checkpoint,
-)
 from .runtime import interrupts_deferred
 from .train import (
     calc_loss_batch,
     check_loaders,
+    check_sample_setup,
     evaluate_model,
     generate_sample,
     learning_rate_at,
 )
 from .train_options import TrainingLoss, TrainingOptions, check_prepared
+from .validate import check_can_write, check_int, check_number
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite: the step was not applied, training stopped."""
+
+
+def diverged_message(loss_value: float, step: int) -> str:
+    what = "NaN" if math.isnan(loss_value) else "NaN or infinite"
+    return (
+        f"Training stopped before step {step}: its loss is {loss_value}, the model's outputs are "
+        f"{what} (diverged training?). Lower the learning rate, enable grad_clip (e.g. "
+        "grad_clip=1.0), or resume from the last checkpoint; the step was not applied."
+    )
+
+
+def measured_so_far(**curves) -> str:
+    """``train losses [5.123, 4.987], val losses [...]``: what a stopped run had measured."""
+    def listed(values):
+        return "[" + ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values) + "]"
+
+    return ", ".join(f"{name.replace('_', ' ')} {listed(values)}" for name, values in curves.items())
 
 @dataclass
 class TrainingProgress:
@@ -176,6 +205,13 @@ def train_model_resumable(
     - ``options``: a ``TrainingOptions`` (fused attention, bf16, compile, padded vocabulary,
       chunked loss). ``None`` is the book's plain step. Build the model and optimizer with
       ``prepare_model(model, options)`` and ``make_optimizer(...)`` first.
+
+    Every setting is checked before the first step (numbers, that ``checkpoint_path`` can be
+    written, that the tokenizer can encode ``start_context`` and decode the model's ids). A
+    NaN or infinite loss stops training (``DivergedError``) before that step is applied. Any
+    error after steps were done first saves a checkpoint of the last consistent point (or,
+    without ``checkpoint_path``, prints the losses measured so far), then is raised with a
+    note saying so.
     """
     run = TrainingRun(
         model,
@@ -189,7 +225,6 @@ def train_model_resumable(
         start_context,
         tokenizer,
         schedule=dict(
-            total_steps=len(train_loader) * num_epochs,
             warmup_steps=warmup_steps,
             initial_lr=initial_lr,
             cosine_decay=cosine_decay,
@@ -215,8 +250,14 @@ def train_model_resumable(
             run.end_epoch()  # print a sample, then on to the next epoch
     except KeyboardInterrupt:
         run.stop_interrupted()
+    except Exception as err:  # keep what was done, then let the error through
+        run.stop_failed(err)
+        raise
     else:
-        run.stop_finished()
+        try:
+            run.stop_finished()
+        except KeyboardInterrupt:  # the final save was cut short: save again, as on a stop
+            run.stop_interrupted()
     finally:
         run.close()
     state = run.state
@@ -255,36 +296,40 @@ class TrainingRun:
         resume,
         options=None,
     ):
+        # every setting is checked before anything changes: a mistake costs a second, not a run
+        peak_lr = check_settings(
+            optimizer, num_epochs, eval_iter, schedule, grad_clip, checkpoint_every, callback,
+            options,
+        )
         check_loaders(train_loader, val_loader, eval_freq)
-        if resume is True and checkpoint_path is None:
-            raise ValueError("resume=True continues from checkpoint_path: give one.")
-        if checkpoint_every is not None and checkpoint_path is None:
-            raise ValueError("checkpoint_every needs a checkpoint_path to save to.")
+        check_resume_setting(resume, checkpoint_path, checkpoint_every)
+        if checkpoint_path is not None:  # a typo in the path fails now, not after the last step
+            check_can_write(checkpoint_path, "checkpoint_path", folder=True)
+        check_sample_setup(model, tokenizer, start_context)  # the sample after each epoch
+        if options is not None:
+            check_prepared(model, optimizer, options, device)
         self.model, self.optimizer, self.device = model, optimizer, device
         self.train_loader, self.val_loader = train_loader, val_loader
         self.num_epochs, self.eval_freq, self.eval_iter = num_epochs, eval_freq, eval_iter
         self.start_context, self.tokenizer, self.callback = start_context, tokenizer, callback
-        self.grad_clip, self.schedule = grad_clip, schedule
+        self.grad_clip = grad_clip
+        self.schedule = {**schedule, "total_steps": len(train_loader) * num_epochs}
         self.scheduled = schedule["warmup_steps"] > 0 or schedule["cosine_decay"]
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.checkpoint_every = checkpoint_every
-        self.state = TrainingProgress(
-            peak_lr=optimizer.param_groups[0]["lr"], steps_per_epoch=len(train_loader)
-        )
+        self.state = TrainingProgress(peak_lr=peak_lr, steps_per_epoch=len(train_loader))
         self.epoch_start_rng: dict | None = None
         self.bar, self.batch_loss = None, math.nan
-        resume_from = self.checkpoint_path if resume is True else (Path(resume) if resume else None)
-        if resume is True and not resume_from.exists():
-            print(f"No checkpoint at {resume_from} yet: starting a new run.")
-        elif resume_from is not None:
+        self.stepping = False  # inside optimizer.step: the weights may be half-updated
+        resume_from = self._checkpoint_to_resume(resume)
+        if resume_from is not None:
             self._resume(resume_from)
+        self.first_step = self.state.global_step  # a failure before the next one loses nothing
         self.state.num_epochs = num_epochs
         self.position_rng = capture_rng_states()  # after _resume restored it
         self.seconds_before = self.state.train_seconds
         self.started = self.last_update_time = time.perf_counter()
         self.last_update_tokens = self.state.tokens_seen
-        if options is not None:
-            check_prepared(model, optimizer, options, device)
         # the book's step unless options are given; built last, as it changes the model
         self.loss = None if options is None else TrainingLoss(model, options, device)
         if progress:
@@ -292,15 +337,49 @@ class TrainingRun:
 
     # --- resuming ----------------------------------------------------------------------------
 
+    def _checkpoint_to_resume(self, resume) -> Path | None:
+        """The checkpoint to continue from, or None for a new run.
+
+        ``resume=True`` with nothing at ``checkpoint_path`` takes ``<path>.old``, the previous
+        complete checkpoint that a save cut off between its two renames leaves behind; a new
+        run (``resume=False``) would replace it at its first save, so it is refused then.
+        """
+        path = self.checkpoint_path
+        if resume is False or resume is None:
+            old = previous_checkpoint(path) if path is not None else None
+            if old is not None:
+                raise ValueError(
+                    f"checkpoint_path {path}: the only complete checkpoint there is {old}, left "
+                    "by a save that was cut off, and a new run would replace it. Pass "
+                    "resume=True to continue from it, or move it away to start afresh."
+                )
+            return None
+        if resume is not True:
+            return Path(resume)
+        if path.is_dir() and any(path.iterdir()):
+            return path
+        old = previous_checkpoint(path)
+        if old is not None:
+            print(f"No checkpoint at {path}, but {old} holds the previous one (a save was cut "
+                  "off): resuming from it.")
+            return old
+        print(f"No checkpoint at {path} yet: starting a new run.")
+        return None
+
     def _resume(self, path: Path) -> None:
-        """Load weights, optimizer, progress and RNG states from the checkpoint at ``path``."""
-        meta = read_checkpoint_metadata(path)  # check it fits before changing the model
+        """Load weights, optimizer, progress and RNG states from the checkpoint at ``path``.
+
+        Every file is read and checked first; the model and optimizer change only once all
+        of it is known to be sound, so a damaged checkpoint leaves them as they were.
+        """
+        loaded = read_checkpoint(path, self.model, self.optimizer)
+        meta = loaded.metadata
         if not meta.get("training"):
             raise ValueError(
                 f"{path} holds no training progress (it was not saved by train_model_resumable); "
                 "load its weights with load_checkpoint(path, model) and train afresh."
             )
-        state = TrainingProgress.from_dict(meta["training"])
+        state = progress_from(meta["training"], Path(path) / METADATA_FILE)
         if state.steps_per_epoch != len(self.train_loader):
             raise ValueError(
                 f"The checkpoint at {path} was trained with {state.steps_per_epoch} batches per "
@@ -308,9 +387,16 @@ class TrainingRun:
                 "exactly. Use the same data, batch_size and context length, or load only the "
                 "weights (load_checkpoint(path, model)) and start a new run."
             )
-        rng = load_checkpoint(path, self.model, self.optimizer)["rng_states"]
-        restore_rng_states(_rng_group(rng, "position"))
-        self.epoch_start_rng = _rng_group(rng, "epoch_start") or None
+        position = _rng_group(loaded.rng_states, "position")
+        epoch_start = _rng_group(loaded.rng_states, "epoch_start")
+        if "torch" not in position or ("torch" not in epoch_start and state.batches_done > 0):
+            raise CheckpointError(
+                f"{Path(path) / RNG_FILE} lacks the random-number states the run needs to "
+                f"continue exactly; {FIX_HINT}."
+            )
+        apply_checkpoint(loaded, self.model, self.optimizer)
+        restore_rng_states(position)
+        self.epoch_start_rng = epoch_start or None
         self.state = state
         print(
             f"Resuming from {path}: epoch {state.epoch + 1}, step {state.global_step}, "
@@ -358,9 +444,15 @@ class TrainingRun:
         else:
             loss = self.loss(input_batch, target_batch)
         loss.backward()
+        # the step's one wait for the device: the progress bar shows the value, and a NaN
+        # stops training here, before the optimizer would spread it into every weight
+        self.batch_loss = loss.item()
+        if not math.isfinite(self.batch_loss):
+            raise DivergedError(diverged_message(self.batch_loss, step))
         if self.grad_clip is not None and step >= self.schedule["warmup_steps"]:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=self.grad_clip)
         with interrupts_deferred():  # the update and the counters that record it, or neither
+            self.stepping = True
             self.optimizer.step()
             state.tokens_seen += input_batch.numel()
             state.global_step = step
@@ -368,8 +460,8 @@ class TrainingRun:
             state.learning_rate = lr
             state.eval_pending = step % self.eval_freq == 0
             self._commit()
+            self.stepping = False
         if self.bar is not None:
-            self.batch_loss = loss.item()
             self.bar.update(1)
             self.bar.set_postfix_str(self._postfix(), refresh=False)
 
@@ -422,10 +514,11 @@ class TrainingRun:
             f"Training interrupted {where} (epoch {state.epoch + 1}, "
             f"{state.tokens_seen:,} tokens seen); the model keeps the weights trained so far"
         )
-        if self.checkpoint_path is not None:
-            # a second press must not cut the save short; training is stopping anyway
-            with interrupts_deferred(reraise=False):
-                self.save()
+        if self.checkpoint_path is not None and state.global_step == self.first_step:
+            # nothing new: saving would only replace an earlier run's checkpoint there
+            message += f"; no step was done, so {self.checkpoint_path} was left as it was"
+        elif self.checkpoint_path is not None:
+            self.save_at_stop()
             message += f"; checkpoint saved to {self.checkpoint_path}, continue with resume=True"
         self._write(message + ".")
         try:
@@ -435,8 +528,42 @@ class TrainingRun:
 
     def stop_finished(self) -> None:
         if self.checkpoint_path is not None:
+            self.save_at_stop()
+        try:
+            self._notify("finished")
+        except KeyboardInterrupt:  # training is over and saved; the results are returned
+            pass
+
+    def stop_failed(self, error: BaseException) -> None:
+        """An error stopped training: keep the work done (a checkpoint of the last consistent
+        point, or without a checkpoint_path at least the losses, printed), and say so on the
+        error itself, where the traceback shows it."""
+        state = self.state
+        where = f"after step {state.global_step}" if state.global_step >= 0 else "before any step"
+        note = f"Training stopped by this error {where} (epoch {state.epoch + 1})"
+        if self.checkpoint_path is None:
+            note += "; measured so far: " + measured_so_far(**curves_of(state))
+        elif state.global_step == self.first_step:
+            note += f"; no step was done, so {self.checkpoint_path} was left as it was"
+        elif self.stepping:
+            note += (
+                "; it came inside the optimizer step, so the weights may be half-updated and "
+                f"no checkpoint was saved (the last one at {self.checkpoint_path} is intact)"
+            )
+        else:
+            try:
+                self.save_at_stop()
+                note += f"; checkpoint saved to {self.checkpoint_path}; continue with resume=True"
+            except Exception as save_error:
+                note += f"; saving a checkpoint failed too ({type(save_error).__name__}: {save_error})"
+        self._write(note + ".")
+        add_note(error, note + ".")
+
+    def save_at_stop(self) -> None:
+        """The save when training ends: Ctrl-C waits until it is written (and a press is
+        dropped: training is stopping anyway), so the work done is never lost to a press."""
+        with interrupts_deferred(reraise=False):
             self.save()
-        self._notify("finished")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -526,6 +653,101 @@ class TrainingRun:
             self.bar.write(line)
         else:
             print(line)
+
+
+PROGRESS_COUNTS = ("epoch", "batches_done", "tokens_seen", "steps_per_epoch", "num_epochs")
+
+
+def progress_from(data: dict, where: Path) -> TrainingProgress:
+    """The ``TrainingProgress`` saved in a checkpoint, after checking each field's type and
+    that the curves line up: a damaged file is refused, not trained on."""
+    problem = None
+    counts = {name: data.get(name, 0) for name in PROGRESS_COUNTS}
+    curves = {name: data.get(name, []) for name in CURVES}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()):
+        problem = f"its counters are {counts}, not whole numbers of at least 0"
+    elif type(data.get("global_step")) is not int or data["global_step"] < -1:
+        problem = f"global_step is {data.get('global_step')!r}"
+    elif not all(isinstance(v, list) for v in curves.values()) or len(
+        {len(v) for v in curves.values()}
+    ) != 1:
+        problem = "its loss curves are not lists of one length"
+    elif not all(isinstance(x, (int, float)) for v in curves.values() for x in v):
+        problem = "its loss curves hold something other than numbers"
+    elif counts["batches_done"] > counts["steps_per_epoch"]:
+        problem = f"batches_done {counts['batches_done']} exceeds {counts['steps_per_epoch']}"
+    elif not isinstance(data.get("peak_lr"), (int, float)) or not data["peak_lr"] > 0:
+        problem = f"peak_lr is {data.get('peak_lr')!r}"
+    elif not isinstance(data.get("eval_pending", False), bool):
+        problem = f"eval_pending is {data.get('eval_pending')!r}"
+    elif not isinstance(data.get("train_seconds", 0.0), (int, float)) or not isinstance(
+        data.get("learning_rate"), (int, float, type(None))
+    ):
+        problem = "train_seconds or learning_rate is not a number"
+    elif not isinstance(data.get("latest_sample"), (str, type(None))):
+        problem = f"latest_sample is {data.get('latest_sample')!r}, not text"
+    if problem:
+        raise CheckpointError(f"{where} is damaged: in its training progress, {problem}; {FIX_HINT}.")
+    return TrainingProgress.from_dict(data)
+
+
+def check_settings(
+    optimizer, num_epochs, eval_iter, schedule, grad_clip, checkpoint_every, callback, options
+) -> float:
+    """Refuse wrong numbers and types before training starts; return the optimizer's lr (the
+    peak of the schedule)."""
+    check_int(num_epochs, "num_epochs", minimum=1)
+    check_int(eval_iter, "eval_iter", minimum=1)
+    if checkpoint_every is not None:
+        check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    check_int(schedule["warmup_steps"], "warmup_steps", minimum=0)
+    initial_lr = check_number(schedule["initial_lr"], "initial_lr", low=0)
+    min_lr = check_number(schedule["min_lr"], "min_lr", low=0)
+    if not isinstance(schedule["cosine_decay"], bool):
+        raise ValueError(f"cosine_decay must be True or False, got {schedule['cosine_decay']!r}.")
+    if grad_clip is not None:
+        check_number(grad_clip, "grad_clip", low=0, low_open=True)
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups:
+        raise ValueError(
+            f"optimizer must be a torch optimizer, e.g. torch.optim.AdamW(model.parameters(), "
+            f"lr=4e-4), got {type(optimizer).__name__}."
+        )
+    lr = groups[0].get("lr")
+    peak = check_number(float(lr) if isinstance(lr, torch.Tensor) else lr,
+                        "the optimizer's learning rate (lr)", low=0, low_open=True)
+    if schedule["warmup_steps"] and initial_lr > peak:
+        raise ValueError(f"initial_lr {initial_lr} is above the optimizer's lr {peak}, the peak "
+                         "that warmup rises to: lower initial_lr.")
+    if schedule["cosine_decay"] and min_lr > peak:
+        raise ValueError(f"min_lr {min_lr} is above the optimizer's lr {peak}, the peak that "
+                         "cosine decay falls from: lower min_lr.")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a function (or None), got {type(callback).__name__}.")
+    if options is not None and not isinstance(options, TrainingOptions):
+        raise ValueError(f"options must be a TrainingOptions (or None), got {type(options).__name__}.")
+    return peak
+
+
+def check_resume_setting(resume, checkpoint_path, checkpoint_every) -> None:
+    """``resume`` is True, False or a checkpoint folder; the paths are paths."""
+    for name, value in (("checkpoint_path", checkpoint_path), ("resume", resume)):
+        if value is not None and not isinstance(value, (bool, str, os.PathLike)):
+            raise ValueError(f"{name} must be a folder path, got {value!r} ({type(value).__name__}).")
+    if checkpoint_path is not None and isinstance(checkpoint_path, bool):
+        raise ValueError(f"checkpoint_path must be a folder path, got {checkpoint_path!r}.")
+    if resume == "":
+        raise ValueError("resume must be True, False or a checkpoint folder, got ''.")
+    if resume is True and checkpoint_path is None:
+        raise ValueError("resume=True continues from checkpoint_path: give one.")
+    if checkpoint_every is not None and checkpoint_path is None:
+        raise ValueError("checkpoint_every needs a checkpoint_path to save to.")
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """Attach ``note`` to the error's traceback (Python 3.11+); 3.10 has only the printed line."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
 
 
 def _rng_group(states: dict, prefix: str) -> dict:
@@ -621,7 +843,11 @@ def train_classifier(
     button) ends training early and returns what was recorded so far; the model keeps the
     weights of the last completed step.
     """
+    check_int(num_epochs, "num_epochs", minimum=1)
+    check_int(eval_iter, "eval_iter", minimum=1)
     check_loaders(train_loader, val_loader, eval_freq)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a function (or None), got {type(callback).__name__}.")
     rec = ClassifierRecord(num_epochs, len(train_loader))
     log = PrintedLog(len(train_loader) * num_epochs, progress)
 
@@ -637,12 +863,15 @@ def train_classifier(
                 optimizer.zero_grad()
                 loss = calc_loss_batch_classifier(input_batch, target_batch, model, device)
                 loss.backward()
+                loss_value = loss.item()  # the progress bar's value; a NaN stops training here
+                if not math.isfinite(loss_value):
+                    raise DivergedError(diverged_message(loss_value, rec.step + 1))
                 with interrupts_deferred():  # the update and its counters, or neither
                     optimizer.step()
                     rec.examples_seen += input_batch.shape[0]
                     rec.tokens_seen += input_batch.numel()
                     rec.step += 1
-                log.step(loss.item())
+                log.step(loss_value)
                 if rec.step % eval_freq == 0:
                     train_loss, val_loss = evaluate_classifier(
                         model, train_loader, val_loader, device, eval_iter
@@ -672,6 +901,16 @@ def train_classifier(
             notify("interrupted")
         except KeyboardInterrupt:  # a second press during the callback: stopping anyway
             pass
+    except Exception as err:  # the model keeps its weights; print what was measured, then raise
+        note = (
+            f"Training stopped by this error after step {rec.step} (epoch {rec.epoch + 1}, "
+            f"{rec.examples_seen:,} examples seen); measured so far: "
+            + measured_so_far(train_losses=rec.train_losses, val_losses=rec.val_losses,
+                              train_accs=rec.train_accs, val_accs=rec.val_accs) + "."
+        )
+        log.write(note)
+        add_note(err, note)
+        raise
     else:
         notify("finished")
     finally:

@@ -12,7 +12,7 @@ def draw_gpt_architecture(cfg: dict):
     connections run along its right side.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyBboxPatch
 
     d, vocab, ctx = cfg["emb_dim"], cfg["vocab_size"], cfg["context_length"]
     rows = [  # (label, colour), drawn from the bottom up
