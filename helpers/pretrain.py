@@ -55,7 +55,13 @@ from pathlib import Path
 import torch
 
 from .atomic import write_json_atomically
-from .checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    previous_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
 from .data import REGISTRY, CommandParser, DataError, one_line
 from .dataset import GPTDatasetV1
 from .model import GPT_CONFIG_124M, GPTModel, check_config
@@ -460,7 +466,8 @@ def check_output(config: PretrainConfig) -> Path:
     """``--output`` must be writable now, not after the last step; and a new run must not
     overwrite the checkpoint of an earlier one (``--resume`` continues it instead)."""
     checkpoint = check_can_write(Path(config.output) / "checkpoint", "--output", folder=True)
-    if checkpoint.exists() and not config.resume:
+    # (a save cut off between its two renames leaves the earlier checkpoint at checkpoint.old)
+    if (checkpoint.exists() or previous_checkpoint(checkpoint)) and not config.resume:
         raise ValueError(
             f"--output {config.output} already holds the checkpoint of an earlier run: add "
             "--resume to continue it, or choose another --output to start afresh."
@@ -479,6 +486,24 @@ class Progress:
     eval_train_losses: list[float] = field(default_factory=list)
     eval_val_losses: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
+
+
+def progress_from(data, path: Path) -> Progress:
+    """The ``Progress`` saved in a checkpoint's ``training`` entry, or a ``CheckpointError``
+    naming the checkpoint when that entry is not one (written by other code, or edited)."""
+    names = {f.name: f.type for f in fields(Progress)}
+    if not isinstance(data, dict) or set(data) != set(names):
+        raise CheckpointError(
+            f"The checkpoint at {path} holds no pretrain progress (its training entry should have "
+            f"{', '.join(names)}): it was not saved by helpers.pretrain. Choose another --output."
+        )
+    for name in ("step", "tokens_seen"):
+        if isinstance(data[name], bool) or not isinstance(data[name], int) or data[name] < 0:
+            raise CheckpointError(f"The checkpoint at {path} has a broken {name}: {data[name]!r}.")
+    for name in ("train_losses", "eval_steps", "eval_train_losses", "eval_val_losses"):
+        if not isinstance(data[name], list):
+            raise CheckpointError(f"The checkpoint at {path} has a broken {name} (not a list).")
+    return Progress(**data)
 
 
 class PretrainRun:
@@ -502,8 +527,8 @@ class PretrainRun:
         self.model = prepare_model(GPTModel(config.model), config.options).to(device)
         self.optimizer = make_optimizer(self.model, config.options, config.lr, config.weight_decay)
         self.progress = Progress()
-        if config.resume and (self.output / "checkpoint").exists():
-            self._resume()
+        if config.resume and self._checkpoint_to_resume() is not None:
+            self._resume(self._checkpoint_to_resume())
         elif config.resume:
             self._print(f"No checkpoint in {self.output} yet: starting at step 0.")
         self.saved_step = self.progress.step  # what the checkpoint on disk holds
@@ -519,8 +544,16 @@ class PretrainRun:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
 
-    def _resume(self) -> None:
+    def _checkpoint_to_resume(self) -> Path | None:
+        """``checkpoint/``, or ``checkpoint.old`` where a save was cut off between its two
+        renames (the previous complete checkpoint), or None when there is nothing to resume."""
         path = self.output / "checkpoint"
+        return path if path.exists() else previous_checkpoint(path)
+
+    def _resume(self, path: Path) -> None:
+        if path.name.endswith(".old"):
+            self._print(f"{path.with_suffix('')} is missing; resuming from {path}, the checkpoint "
+                        "a cut-off save left.")
         meta = read_checkpoint_metadata(path)
         saved = meta.get("extra") or {}
         for key in ("batch_size", "corpus", "seed", "train_ratio"):
@@ -530,8 +563,9 @@ class PretrainRun:
                     f"has {getattr(self.config, key)!r}: it cannot continue the same run. "
                     "Use the same settings or another --output."
                 )
+        progress = progress_from(meta.get("training"), path)  # checked before the model changes
         load_checkpoint(path, self.model, self.optimizer, map_location=self.device)
-        self.progress = Progress(**meta["training"])
+        self.progress = progress
         self._print(f"Resuming from {path} after step {self.progress.step}.")
 
     # --- the loop ------------------------------------------------------------------------------

@@ -424,6 +424,40 @@ def test_a_corrupt_checkpoint_on_resume_is_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, r"checkpoint")
 
 
+def interrupted_between_renames(output):
+    """What a save cut off between its two renames leaves: only ``checkpoint.old``."""
+    (output / "checkpoint").rename(output / "checkpoint.old")
+
+
+def test_resume_finds_the_checkpoint_a_cut_off_save_left(straight_run, tmp_path, capsys):
+    argv = tiny(tmp_path, "--max-steps", str(STEPS))
+    assert pretrain.main([*argv[:-2], "--max-steps", "3"]) == 0
+    interrupted_between_renames(tmp_path)
+    assert pretrain.main([*argv, "--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    resumed = json.loads((tmp_path / "metrics.json").read_text())
+    assert resumed["train_losses"] == pytest.approx(straight_run["train_losses"], abs=1e-6)
+
+
+def test_a_new_run_will_not_overwrite_the_only_complete_checkpoint(tmp_path, capsys):
+    assert pretrain.main(tiny(tmp_path, "--max-steps", "2")) == 0
+    interrupted_between_renames(tmp_path)
+    code, err = run_command(pretrain.main, tiny(tmp_path, "--max-steps", "2"), capsys)
+    assert_one_line_error(code, err, r"already holds the checkpoint of an earlier run: add --resume")
+    assert read_checkpoint_metadata(tmp_path / "checkpoint.old")["step"] == 2
+
+
+@pytest.mark.parametrize("training", [None, {"step": 2}, "hostile"], ids=lambda t: f"training={t!r}")
+def test_a_checkpoint_without_pretrain_progress_is_one_line(training, tmp_path, capsys):
+    assert pretrain.main(tiny(tmp_path, "--max-steps", "2")) == 0
+    meta_path = tmp_path / "checkpoint" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta["training"] = training if training != "hostile" else {**meta["training"], "step": "2"}
+    meta_path.write_text(json.dumps(meta))
+    code, err = run_command(pretrain.main, tiny(tmp_path, "--max-steps", "4", "--resume"), capsys)
+    assert_one_line_error(code, err, r"checkpoint at .* (holds no pretrain progress|has a broken step)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Real terminals: no traceback reaches them
 # ---------------------------------------------------------------------------------------------
