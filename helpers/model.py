@@ -311,8 +311,11 @@ def generate_text_simple(
 
 def text_to_token_ids(text: str, tokenizer) -> torch.Tensor:
     """Text -> a (1, n_tokens) tensor of ids, the batch of one a model expects."""
-    ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
-    return torch.tensor(ids).unsqueeze(0)
+    try:
+        ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    except TypeError:  # the book's SimpleTokenizerV1/V2 take the text only
+        ids = tokenizer.encode(text)
+    return torch.tensor(ids, dtype=torch.long).unsqueeze(0)  # long even when empty
 
 
 def token_ids_to_text(token_ids, tokenizer) -> str:

@@ -60,7 +60,8 @@ from helpers.lora import (
     replace_linear_with_lora,
     save_lora_adapters,
 )
-from helpers.model import GPTModel, bytes_per_parameter, parameter_breakdown
+from helpers.model import GPTModel, bytes_per_parameter, parameter_breakdown, text_to_token_ids
+from helpers.tokenizer import SimpleTokenizerV2, build_vocab
 
 TINY = {
     "vocab_size": 50,
@@ -273,6 +274,17 @@ def test_nan_outputs_are_reported(use_cache):
         generate(model, PROMPT, 3, 8, use_cache=use_cache)  # greedy would pick the NaN
     with pytest.raises(ValueError, match=r"outputs are NaN"):
         generate(model, PROMPT, 3, 8, temperature=1.0, use_cache=use_cache)
+
+
+@pytest.mark.parametrize("text", ["Hello, do you like tea?", ""], ids=["a sentence", "empty text"])
+def test_text_to_token_ids_takes_the_books_simple_tokenizers(text):
+    """SimpleTokenizerV2's encode has no allowed_special: the ids come out all the same, as
+    integers even for an empty text (a float tensor would be refused by the model)."""
+    vocab = build_vocab("Hello, do you like tea? In the sunlit terraces", ["<|endoftext|>", "<|unk|>"])
+    tokenizer = SimpleTokenizerV2(vocab)
+    ids = text_to_token_ids(text, tokenizer)
+    assert ids.dtype == torch.long and ids.shape == (1, len(tokenizer.encode(text)))
+    assert ids[0].tolist() == tokenizer.encode(text)
 
 
 @pytest.mark.parametrize("p", [1e-9, 1e-6, 5e-7], ids=["top_p 1e-9", "top_p 1e-6", "top_p 5e-7"])
