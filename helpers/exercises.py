@@ -7,8 +7,11 @@ answer is part of learning, not an error. An answer left as ``None`` gets a remi
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import html
 import math
+import numbers
 import random
 from dataclasses import dataclass
 
@@ -63,11 +66,54 @@ def _try(fn, *args):
 
 
 def _as_float(value) -> float:
-    return float(value.item() if hasattr(value, "item") else value)
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise Unreadable(f"{_short(value)} is not a number: write it as one, e.g. 0.5.")
+    return float(value)
 
 
 def _close(a, b, tol=1e-3) -> bool:
     return math.isclose(_as_float(a), b, abs_tol=tol)
+
+
+class Unreadable(ValueError):
+    """An answer of a form the checker cannot compare (a string for a number, 6.5 for a
+    count): reported as feedback, never raised to the student."""
+
+
+def never_raises(checker):
+    """Wrap a checker so that any answer, however malformed, gives a ``Feedback``."""
+
+    @functools.wraps(checker)
+    def check(*answers):
+        try:
+            return checker(*answers)
+        except Unreadable as err:
+            return Feedback(False, str(err))
+        except Exception as err:  # a form nobody foresaw: still feedback, not a traceback
+            shown = ", ".join(map(_short, answers))
+            return Feedback(False, f"could not check {shown} ({type(err).__name__}: {err}).")
+
+    return check
+
+
+def _whole(value) -> int:
+    """A count as an int: 5, 5.0 or a one-element integer tensor; not 6.5, "5" or True,
+    which ``int()`` would quietly turn into a right answer."""
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Unreadable(f"{_short(value)} is not a number: write it as one, e.g. 42.")
+    if not math.isfinite(value) or value != int(value):
+        raise Unreadable(f"{_short(value)} is not a whole number: a count has no fraction.")
+    return int(value)
+
+
+def _shape(value) -> tuple[int, ...]:
+    """A shape as a tuple of ints: (4, 2, 5), [4, 2, 5] or a torch.Size; not "(4, 2, 5)" or 4."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise Unreadable(f"{_short(value)} is not a shape: write it as a tuple, e.g. (2, 3).")
+    return tuple(_whole(size) for size in value)
 
 
 # --- 00 basic concepts ------------------------------------------------------------------------
@@ -75,6 +121,7 @@ def _close(a, b, tol=1e-3) -> bool:
 GRADIENT_EXERCISE = dict(x=2.0, y=0.0, w=-0.5, b=0.5)
 
 
+@never_raises
 def check_gradients(dL_dw, dL_db) -> Feedback:
     """00, exercise 1: the gradients of the logistic-regression loss at GRADIENT_EXERCISE."""
     for answer in (dL_dw, dL_db):
@@ -92,11 +139,12 @@ def check_gradients(dL_dw, dL_db) -> Feedback:
     return Feedback(False, "compute z = x·w + b, a = σ(z); then ∂L/∂z = a - y.")
 
 
+@never_raises
 def check_matmul_shape(shape) -> Feedback:
     """00, exercise 2: the shape of ``torch.rand(4, 2, 3) @ torch.rand(3, 5)``."""
     if (missing := _unanswered(shape)) is not None:
         return missing
-    answer = tuple(int(s) for s in shape)
+    answer = _shape(shape)
     if answer == (4, 2, 5):
         return Feedback(True, "(4, 2, 5): the batch dimension 4 is kept, (2, 3) @ (3, 5) -> (2, 5).")
     if answer == (2, 5):
@@ -104,20 +152,22 @@ def check_matmul_shape(shape) -> Feedback:
     return Feedback(False, "matmul contracts the last dimension of the left with the first of the right.")
 
 
+@never_raises
 def check_parameter_count(count) -> Feedback:
     """00, exercise 3: trainable parameters of ``SimpleNet(10, 2)``."""
     if (missing := _unanswered(count)) is not None:
         return missing
     want = (10 * 30 + 30) + (30 * 20 + 20) + (20 * 2 + 2)
-    if int(count) == want:
+    if _whole(count) == want:
         return Feedback(True, f"{want:,} = (10·30 + 30) + (30·20 + 20) + (20·2 + 2).")
-    if int(count) == 10 * 30 + 30 * 20 + 20 * 2:
+    if _whole(count) == 10 * 30 + 30 * 20 + 20 * 2:
         return Feedback(False, "you counted the weights; each Linear layer also has one bias per output.")
     return Feedback(False, "each nn.Linear(n_in, n_out) has n_in·n_out weights plus n_out biases.")
 
 
 # --- 01 tokenizing ------------------------------------------------------------------------------
 
+@never_raises
 def check_merge_function(merge) -> Feedback:
     """01, exercise 1: ``merge(ids, pair, new_id)`` replaces each occurrence of ``pair``."""
     if (missing := _unanswered(merge)) is not None:
@@ -142,6 +192,7 @@ def check_merge_function(merge) -> Feedback:
     return Feedback(True, f"all {len(cases)} cases pass, including the overlapping [5, 5, 5].")
 
 
+@never_raises
 def check_pair_counts(count_pairs) -> Feedback:
     """01, exercise 2: ``count_pairs(ids)`` -> {pair: count} of adjacent pairs."""
     if (missing := _unanswered(count_pairs)) is not None:
@@ -160,47 +211,54 @@ def check_pair_counts(count_pairs) -> Feedback:
     return Feedback(True, "adjacent pairs counted right; this is the inner loop of BPE training.")
 
 
+@never_raises
 def check_three_token_word(word) -> Feedback:
     """01, exercise 3: a single word (no spaces) that GPT-2 splits into at least 3 tokens."""
     if (missing := _unanswered(word)) is not None:
         return missing
     from .tokenizer import gpt2_tokenizer
 
-    word = str(word)
-    if not word or any(ch.isspace() for ch in word):
-        return Feedback(False, "give one word, without spaces.")
-    ids = gpt2_tokenizer().encode(word, disallowed_special=())
-    pieces = [gpt2_tokenizer().decode([i]) for i in ids]
+    if not isinstance(word, str) or not word.isalpha():
+        return Feedback(False, "give one word made of letters, as a string, e.g. \"tokenizer\".")
+    tokenizer = gpt2_tokenizer()
+    # mid-sentence a word comes with its leading space, and GPT-2 learnt most words that way
+    ids = tokenizer.encode(" " + word, disallowed_special=())
+    pieces = [tokenizer.decode([i]) for i in ids]
+    alone = len(tokenizer.encode(word, disallowed_special=()))
+    note = f" (alone, without the space, {alone})" if alone != len(ids) else ""
     if len(ids) >= 3:
-        return Feedback(True, f"{word!r} -> {len(ids)} tokens {pieces} (ids {ids}).")
-    return Feedback(False, f"{word!r} is only {len(ids)} token(s) {pieces}: try a rarer or longer word.")
+        return Feedback(True, f"' {word}' mid-sentence -> {len(ids)} tokens {pieces}{note}.")
+    return Feedback(False, f"' {word}' mid-sentence is only {len(ids)} token(s) {pieces}{note}: try a rarer or longer word.")
 
 
 # --- 02 data sampling ---------------------------------------------------------------------------
 
+@never_raises
 def check_num_windows(count) -> Feedback:
     """02, exercise 1: windows from 100 tokens with max_length=8, stride=4."""
     if (missing := _unanswered(count)) is not None:
         return missing
     want = len(range(0, 100 - 8, 4))
-    if int(count) == want:
+    if _whole(count) == want:
         return Feedback(True, f"{want}: starts 0, 4, …, 88; a window at 92 would need token 100 as a target.")
-    if int(count) == len(range(0, 100 - 8 + 1, 4)):
+    if _whole(count) == len(range(0, 100 - 8 + 1, 4)):
         return Feedback(False, "one too many: the targets reach one token past the input window.")
     return Feedback(False, "starts run 0, stride, 2·stride, … while start + max_length + 1 <= 100.")
 
 
+@never_raises
 def check_no_overlap_stride(stride) -> Feedback:
     """02, exercise 2: the stride for max_length=6 that neither overlaps nor skips tokens."""
     if (missing := _unanswered(stride)) is not None:
         return missing
-    if int(stride) == 6:
+    if _whole(stride) == 6:
         return Feedback(True, "stride = max_length: each token is an input exactly once per epoch.")
-    if int(stride) < 6:
-        return Feedback(False, f"with stride {int(stride)} consecutive windows share {6 - int(stride)} tokens.")
-    return Feedback(False, f"with stride {int(stride)}, {int(stride) - 6} tokens between windows are never inputs.")
+    if _whole(stride) < 6:
+        return Feedback(False, f"with stride {_whole(stride)} consecutive windows share {6 - _whole(stride)} tokens.")
+    return Feedback(False, f"with stride {_whole(stride)}, {_whole(stride) - 6} tokens between windows are never inputs.")
 
 
+@never_raises
 def check_make_windows(make_windows) -> Feedback:
     """02, exercise 3: ``make_windows(ids, max_length, stride)`` -> [(inputs, targets), ...]."""
     if (missing := _unanswered(make_windows)) is not None:
@@ -217,17 +275,27 @@ def check_make_windows(make_windows) -> Feedback:
             return failed
         got = [(list(x), list(y)) for x, y in got]
         if got != want:
-            return Feedback(False, f"make_windows({ids}, {max_length}, {stride}) gave {got[:3]}…, expected {want[:3]}…")
+            return Feedback(False, f"make_windows({ids}, {max_length}, {stride}): {_first_difference(got, want)}")
     return Feedback(True, f"matches GPTDatasetV1 on {len(cases)} cases.")
+
+
+def _first_difference(got: list, want: list) -> str:
+    """Where two lists of windows part: the counts, then the first window that differs."""
+    counts = "" if len(got) == len(want) else f"{len(got)} windows, expected {len(want)}; "
+    for index, (mine, right) in enumerate(zip(got, want)):
+        if mine != right:
+            return f"{counts}window {index} is {mine}, expected {right}."
+    return f"{counts}the first {min(len(got), len(want))} agree, so look at where your loop stops."
 
 
 # --- 03 token embeddings ------------------------------------------------------------------------
 
+@never_raises
 def check_embedding_shape(shape) -> Feedback:
     """03, exercise 1: token + position embeddings for batch 2, max_length 6, dimension 16."""
     if (missing := _unanswered(shape)) is not None:
         return missing
-    answer = tuple(int(s) for s in shape)
+    answer = _shape(shape)
     if answer == (2, 6, 16):
         return Feedback(True, "(2, 6, 16): (batch, tokens, embedding dimension); positions broadcast over the batch.")
     if answer == (6, 16):
@@ -235,18 +303,20 @@ def check_embedding_shape(shape) -> Feedback:
     return Feedback(False, "each of the 2 × 6 token ids becomes a vector of 16 numbers.")
 
 
+@never_raises
 def check_embedding_parameters(count) -> Feedback:
     """03, exercise 2: parameters in GPT-2 small's token and position embedding layers."""
     if (missing := _unanswered(count)) is not None:
         return missing
     want = 50_257 * 768 + 1_024 * 768
-    if int(count) == want:
+    if _whole(count) == want:
         return Feedback(True, f"{want:,} = 50,257 · 768 + 1,024 · 768: about a third of the 124M.")
-    if int(count) == 50_257 * 768:
+    if _whole(count) == 50_257 * 768:
         return Feedback(False, "that is the token embedding; add the position embedding (1,024 positions).")
     return Feedback(False, "an Embedding(num, dim) holds num · dim numbers; GPT-2 small has 50,257 tokens, 1,024 positions, 768 dims.")
 
 
+@never_raises
 def check_lookup_function(lookup) -> Feedback:
     """03, exercise 3: ``lookup(weight, ids)`` without nn.Embedding, same result as the lookup."""
     if (missing := _unanswered(lookup)) is not None:
@@ -256,7 +326,8 @@ def check_lookup_function(lookup) -> Feedback:
     generator = torch.Generator().manual_seed(3)
     weight = torch.randn(10, 4, generator=generator)
     for ids in (torch.tensor([3]), torch.tensor([2, 3, 5, 1]), torch.tensor([[0, 9], [9, 0]])):
-        got, failed = _try(lookup, weight, ids)
+        with _forbidden(torch.nn.functional, "embedding"), _forbidden(torch, "embedding"):
+            got, failed = _try(lookup, weight, ids)
         if failed is not None:
             return failed
         want = torch.nn.functional.embedding(ids, weight)
@@ -267,6 +338,22 @@ def check_lookup_function(lookup) -> Feedback:
     return Feedback(True, "same as nn.Embedding, for single ids, a sequence and a batch.")
 
 
+@contextlib.contextmanager
+def _forbidden(module, name: str):
+    """While the student's function runs, ``module.name`` raises: the exercise is to do its
+    work by hand (indexing rows), not to call it."""
+    original = getattr(module, name)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"this exercise is to do it without {module.__name__}.{name}: index the rows of weight")
+
+    setattr(module, name, refuse)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
 # --- 04 attention -------------------------------------------------------------------------------
 
 ATTENTION_INPUTS = [  # "Your journey starts with one step", 3-d embeddings
@@ -275,6 +362,7 @@ ATTENTION_INPUTS = [  # "Your journey starts with one step", 3-d embeddings
 ]
 
 
+@never_raises
 def check_attention_weights(weights) -> Feedback:
     """04, exercise 1: simple attention weights of the query "starts" (row 2) over all six."""
     if (missing := _unanswered(weights)) is not None:
@@ -286,6 +374,8 @@ def check_attention_weights(weights) -> Feedback:
     got = torch.as_tensor(weights, dtype=torch.float32).flatten()
     if got.shape == want.shape and torch.allclose(got, want, atol=1e-3):
         return Feedback(True, f"{[round(w, 4) for w in want.tolist()]}: they sum to 1.")
+    if got.shape == want.shape and torch.allclose(got, torch.softmax(inputs @ inputs[2] / math.sqrt(3), dim=0), atol=1e-3):
+        return Feedback(False, "that is scaled attention (÷ √3); simple attention takes the softmax of the raw dot products, no scaling.")
     if got.shape == want.shape and torch.allclose(got, inputs @ inputs[2], atol=1e-3):
         return Feedback(False, "those are the scores; normalise them with a softmax.")
     if got.shape == want.shape and torch.allclose(got, torch.softmax(inputs @ inputs[1], dim=0), atol=1e-3):
@@ -293,6 +383,7 @@ def check_attention_weights(weights) -> Feedback:
     return Feedback(False, "scores are the dot products of row 2 with every row; then softmax.")
 
 
+@never_raises
 def check_causal_mask(mask) -> Feedback:
     """04, exercise 2: a (4, 4) boolean mask, True where attention must be blocked."""
     if (missing := _unanswered(mask)) is not None:
@@ -312,12 +403,13 @@ def check_causal_mask(mask) -> Feedback:
     return Feedback(False, "try torch.triu(torch.ones(4, 4, dtype=torch.bool), diagonal=1).")
 
 
+@never_raises
 def check_split_heads_shape(shape) -> Feedback:
     """04, exercise 3: queries of MultiHeadAttention(d_out=768, 12 heads), batch 2, 10 tokens,
     after ``view`` into heads and ``transpose(1, 2)``."""
     if (missing := _unanswered(shape)) is not None:
         return missing
-    answer = tuple(int(s) for s in shape)
+    answer = _shape(shape)
     if answer == (2, 12, 10, 64):
         return Feedback(True, "(2, 12, 10, 64): batch, heads, tokens, head_dim = 768 / 12.")
     if answer == (2, 10, 12, 64):
@@ -327,6 +419,7 @@ def check_split_heads_shape(shape) -> Feedback:
 
 # --- 05 the GPT architecture -------------------------------------------------------------------
 
+@never_raises
 def check_block_parameters(count) -> Feedback:
     """05, exercise 1: trainable parameters of one TransformerBlock of GPT-2 small."""
     if (missing := _unanswered(count)) is not None:
@@ -335,13 +428,14 @@ def check_block_parameters(count) -> Feedback:
     feed_forward = (768 * 3072 + 3072) + (3072 * 768 + 768)
     norms = 2 * (768 + 768)
     want = attention + feed_forward + norms
-    if int(count) == want:
+    if _whole(count) == want:
         return Feedback(True, f"{want:,} = attention {attention:,} + feed-forward {feed_forward:,} + two LayerNorms {norms:,}.")
-    if int(count) == attention + feed_forward:
+    if _whole(count) == attention + feed_forward:
         return Feedback(False, "almost: each LayerNorm has a scale and a shift of 768 values.")
     return Feedback(False, "add W_query, W_key, W_value (no bias), out_proj (with bias), the two feed-forward layers and two LayerNorms.")
 
 
+@never_raises
 def check_gelu_function(gelu) -> Feedback:
     """05, exercise 2: GELU with the tanh approximation, for any tensor."""
     if (missing := _unanswered(gelu)) is not None:
@@ -360,11 +454,12 @@ def check_gelu_function(gelu) -> Feedback:
     return Feedback(False, "0.5 · x · (1 + tanh(sqrt(2/π) · (x + 0.044715 · x³))).")
 
 
+@never_raises
 def check_output_shape(shape) -> Feedback:
     """05, exercise 3: logits of GPTModel(GPT_CONFIG_124M) for a batch of 3 texts of 7 tokens."""
     if (missing := _unanswered(shape)) is not None:
         return missing
-    answer = tuple(int(s) for s in shape)
+    answer = _shape(shape)
     if answer == (3, 7, 50257):
         return Feedback(True, "(3, 7, 50257): a score for every vocabulary entry, at every position.")
     if answer == (3, 50257):
@@ -374,6 +469,7 @@ def check_output_shape(shape) -> Feedback:
 
 # --- 06 pretraining -----------------------------------------------------------------------------
 
+@never_raises
 def check_perplexity(value) -> Feedback:
     """06, exercise 1: the perplexity of a cross-entropy loss of 10.7940."""
     if (missing := _unanswered(value)) is not None:
@@ -386,6 +482,7 @@ def check_perplexity(value) -> Feedback:
     return Feedback(False, "perplexity = exp(cross-entropy loss), e.g. torch.exp(torch.tensor(10.7940)).")
 
 
+@never_raises
 def check_top_k_filter(top_k_filter) -> Feedback:
     """06, exercise 2: ``top_k_filter(logits, k)`` keeps the k largest logits, others -inf."""
     if (missing := _unanswered(top_k_filter)) is not None:
@@ -404,6 +501,7 @@ def check_top_k_filter(top_k_filter) -> Feedback:
     return Feedback(True, "the k largest logits survive, the rest become -inf, so softmax gives them 0.")
 
 
+@never_raises
 def check_overfitting_diagnosis(answer) -> Feedback:
     """06, exercise 3: train loss 0.39, validation loss 6.45: 'underfitting', 'overfitting' or 'good fit'?"""
     if (missing := _unanswered(answer)) is not None:
@@ -418,18 +516,20 @@ def check_overfitting_diagnosis(answer) -> Feedback:
 
 # --- 07 LoRA -------------------------------------------------------------------------------------
 
+@never_raises
 def check_lora_parameters(count) -> Feedback:
     """07, exercise 1: LoRA parameters of rank 8 on an nn.Linear(768, 3072)."""
     if (missing := _unanswered(count)) is not None:
         return missing
     want = 8 * (768 + 3072)
-    if int(count) == want:
+    if _whole(count) == want:
         return Feedback(True, f"{want:,} = 8 · (768 + 3072): A is 768 × 8, B is 8 × 3072; the full matrix has {768 * 3072:,}.")
-    if int(count) == 8 * 768 * 3072:
+    if _whole(count) == 8 * 768 * 3072:
         return Feedback(False, "that is rank × in × out; A and B each have only one dimension of size r.")
     return Feedback(False, "A has in_dim × r entries and B has r × out_dim.")
 
 
+@never_raises
 def check_lora_scaling(scaling) -> Feedback:
     """07, exercise 2: the scaling of an adapter with alpha = 32 and rank = 8."""
     if (missing := _unanswered(scaling)) is not None:
@@ -441,6 +541,7 @@ def check_lora_scaling(scaling) -> Feedback:
     return Feedback(False, "scaling = alpha / rank.")
 
 
+@never_raises
 def check_why_b_is_zero(answer) -> Feedback:
     """07, exercise 3: why B starts at zero: 'a', 'b' or 'c'."""
     if (missing := _unanswered(answer)) is not None:
@@ -457,6 +558,7 @@ def check_why_b_is_zero(answer) -> Feedback:
 
 # --- 08 classification ---------------------------------------------------------------------------
 
+@never_raises
 def check_last_token_reason(answer) -> Feedback:
     """08, exercise 1: why classify from the last token: 'a', 'b' or 'c'."""
     if (missing := _unanswered(answer)) is not None:
@@ -471,6 +573,7 @@ def check_last_token_reason(answer) -> Feedback:
     return Feedback(False, "answer 'a', 'b' or 'c'.")
 
 
+@never_raises
 def check_accuracy(accuracy) -> Feedback:
     """08, exercise 2: accuracy of 270 correct answers out of 300, as a fraction."""
     if (missing := _unanswered(accuracy)) is not None:
@@ -483,6 +586,7 @@ def check_accuracy(accuracy) -> Feedback:
     return Feedback(False, "accuracy = correct predictions / all predictions.")
 
 
+@never_raises
 def check_trainable_choice(answer) -> Feedback:
     """08, exercise 3: which parameters to train for a small base model trained on little text."""
     if (missing := _unanswered(answer)) is not None:
@@ -497,18 +601,20 @@ def check_trainable_choice(answer) -> Feedback:
 
 # --- 09 instruction fine-tuning -----------------------------------------------------------------
 
+@never_raises
 def check_ignored_targets(count) -> Feedback:
     """09, exercise 1: how many -100s ``custom_collate_fn`` puts in the targets of the batch
     [[0, 1, 2, 3, 4], [5, 6], [7, 8, 9]]."""
     if (missing := _unanswered(count)) is not None:
         return missing
-    if int(count) == 5:
+    if _whole(count) == 5:
         return Feedback(True, "5: row 2 gets three, row 3 two; each row keeps its first end-of-text token as a target.")
-    if int(count) == 7:
+    if _whole(count) == 7:
         return Feedback(False, "the first padding token of each shorter row stays a target: the model must learn to stop.")
     return Feedback(False, "pad every row to 6 with 50256, shift by one, then replace all but the first padding target by -100.")
 
 
+@never_raises
 def check_rouge_l(score) -> Feedback:
     """09, exercise 2: ROUGE-L F1 of "the cat sat" against the reference "the cat sat on the mat"."""
     if (missing := _unanswered(score)) is not None:
@@ -520,6 +626,7 @@ def check_rouge_l(score) -> Feedback:
     return Feedback(False, "longest common subsequence = 3 words; precision = 3/3, recall = 3/6, then F1.")
 
 
+@never_raises
 def check_template_mismatch(answer) -> Feedback:
     """09, exercise 3: a model trained on Alpaca prompts is asked in Phi-3 style. 'a', 'b' or 'c'?"""
     if (missing := _unanswered(answer)) is not None:

@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import pytest
 import torch
 
 from helpers import exercises as ex
@@ -83,7 +84,13 @@ def test_pair_counts():
 def test_three_token_word():
     assert right(ex.check_three_token_word("Akwirw"))
     assert wrong(ex.check_three_token_word("the"))
-    assert "without spaces" in ex.check_three_token_word("two words").message
+    assert "one word made of letters" in ex.check_three_token_word("two words").message
+    # counted as it stands in a sentence, with its leading space: " unbelievably" is one token
+    assert wrong(ex.check_three_token_word("unbelievably"))
+    assert "alone, without the space, 4" in ex.check_three_token_word("unbelievably").message
+    assert right(ex.check_three_token_word("hippopotamus"))
+    assert right(ex.check_three_token_word("Gisburn"))  # the solutions' two examples
+    assert wrong(ex.check_three_token_word("12345678"))
 
 
 def test_num_windows_and_stride():
@@ -102,7 +109,9 @@ def test_make_windows():
         return [(ids[i:i + max_length], ids[i + 1:i + max_length + 1])
                 for i in range(0, len(ids) - max_length + 1, stride)]
     assert right(ex.check_make_windows(good))
-    assert wrong(ex.check_make_windows(off_by_one))
+    feedback = ex.check_make_windows(off_by_one)
+    # the first windows agree; the feedback says how many and which one is extra
+    assert wrong(feedback) and "7 windows, expected 6; the first 6 agree" in feedback.message
 
 
 def test_a_function_without_return_gets_a_hint():
@@ -124,6 +133,9 @@ def test_embedding_checkers():
     assert right(ex.check_lookup_function(lambda w, ids: w[ids]))
     assert wrong(ex.check_lookup_function(lambda w, ids: w[ids + 1 if ids.max() < 9 else ids]))
     assert wrong(ex.check_lookup_function(lambda w, ids: w[0]))
+    for forbidden in (lambda w, ids: F.embedding(ids, w), lambda w, ids: torch.embedding(w, ids)):
+        feedback = ex.check_lookup_function(forbidden)
+        assert wrong(feedback) and "without" in feedback.message
 
 
 def test_attention_checkers():
@@ -131,6 +143,8 @@ def test_attention_checkers():
     assert right(ex.check_attention_weights(torch.softmax(inputs @ inputs[2], dim=0)))
     assert "scores" in ex.check_attention_weights(inputs @ inputs[2]).message
     assert "row 1" in ex.check_attention_weights(torch.softmax(inputs @ inputs[1], dim=0)).message
+    scaled = torch.softmax(inputs @ inputs[2] / 3 ** 0.5, dim=0)
+    assert "no scaling" in ex.check_attention_weights(scaled).message
     mask = torch.triu(torch.ones(4, 4), diagonal=1).bool()
     assert right(ex.check_causal_mask(mask))
     assert "inverted" in ex.check_causal_mask(~mask).message
@@ -183,3 +197,39 @@ def test_instruction_checkers():
     assert right(ex.check_ignored_targets(5)) and "first padding" in ex.check_ignored_targets(7).message
     assert right(ex.check_rouge_l(2 / 3)) and "recall" in ex.check_rouge_l(0.5).message
     assert right(ex.check_template_mismatch("b")) and wrong(ex.check_template_mismatch("c"))
+
+
+CHECKERS = sorted(name for name in dir(ex) if name.startswith("check_"))
+MALFORMED = {
+    "a bare int": 3, "a shape as text": "(4, 2, 5)", "a number as text": "nine",
+    "a fraction for a count": 992.7, "NaN": float("nan"), "True": True, "an object": object(),
+    "an empty list": [], "a list with text": [1, "a"], "a function that raises": lambda *a: 1 / 0,
+    "a dict": {"answer": 1},
+}
+
+
+def test_every_checker_is_covered():
+    assert len(CHECKERS) >= 30  # the table below runs each of them
+
+
+@pytest.mark.parametrize("answer", MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.parametrize("name", CHECKERS)
+def test_no_checker_raises_or_passes_a_malformed_answer(name, answer):
+    checker = getattr(ex, name)
+    arguments = 2 if name == "check_gradients" else 1
+    feedback = checker(*[answer] * arguments)
+    assert isinstance(feedback, ex.Feedback) and feedback.correct is False and feedback.message
+
+
+@pytest.mark.parametrize("checker, answer, hint", [
+    (ex.check_parameter_count, 992.7, "not a whole number"),
+    (ex.check_no_overlap_stride, 6.5, "not a whole number"),
+    (ex.check_matmul_shape, 4, "not a shape"),
+    (ex.check_matmul_shape, "(4, 2, 5)", "not a shape"),
+    (ex.check_parameter_count, "nine", "not a number"),
+    (ex.check_num_windows, True, "not a number"),
+], ids=["992.7 parameters", "stride 6.5", "shape 4", "shape as text", "count 'nine'", "count True"])
+def test_int_truncation_no_longer_passes_a_wrong_answer(checker, answer, hint):
+    feedback = checker(answer)
+    assert wrong(feedback) and hint in feedback.message
+    assert right(ex.check_parameter_count(992.0)) and right(ex.check_parameter_count(torch.tensor(992)))
