@@ -50,14 +50,7 @@ class CharTokenizer:
         return "".join(CHARS[i] for i in ids)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from a second thread; on busy shared CI cores the threads
-    mostly wait for each other, which made these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def make_loaders():

@@ -46,12 +46,7 @@ class CharTokenizer:
         return "".join(CHARS[i] for i in ids)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def make_loaders(tokenizer=None, text=TEXT):

@@ -107,14 +107,7 @@ def train(model, optimizer, loaders, num_epochs=2, eval_freq=3, **options):
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from a second thread; on busy shared CI cores the threads
-    mostly wait for each other, which made these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture
