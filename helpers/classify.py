@@ -328,9 +328,9 @@ def check_classifier(model: nn.Module, num_classes: int | None = None) -> int | 
     Without this, a model whose head was never replaced "classifies" by the scores of token
     ids 0 and 1. ``None`` for models that do not show their head (nothing to check).
     """
-    head = getattr(model, "out_head", None)
-    # a padded language-model head (helpers.train_options) tells its size as vocab_size
-    outputs = getattr(head, "out_features", getattr(head, "vocab_size", None))
+    from .model import head_outputs  # (a padded language-model head reports its vocab_size)
+
+    outputs = head_outputs(model)
     if outputs is None:
         return None
     vocab_size = getattr(getattr(model, "tok_emb", None), "num_embeddings", None)

@@ -48,7 +48,7 @@ from torch import nn
 
 from .decoding_kernels import SplitLinear, decoding_kernels
 from .kv_cache import NextTokenLogits, supports_kv_cache
-from .model import check_ids_in_vocabulary
+from .model import check_ids_in_vocabulary, head_outputs
 from .runtime import eval_mode, model_device
 from .validate import check_int
 
@@ -320,9 +320,9 @@ def _check_against_model(model) -> int | None:
     if model is None or not hasattr(model, "tok_emb"):
         return None
     vocab_size = model.tok_emb.num_embeddings
-    head = getattr(model, "out_head", None)
-    outputs = getattr(head, "out_features", getattr(head, "vocab_size", vocab_size))
-    if outputs != vocab_size:
+    # one score per token, or the model is a classifier (a padded head reports its vocab_size)
+    outputs = head_outputs(model)
+    if outputs is not None and outputs != vocab_size:
         raise ValueError(
             f"This model's out_head gives {outputs} outputs, not one per token of its "
             f"{vocab_size}-token vocabulary: it is a classifier (add_classification_head), "

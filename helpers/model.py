@@ -325,6 +325,14 @@ def token_ids_to_text(token_ids, tokenizer) -> str:
     return tokenizer.decode(list(token_ids))
 
 
+def head_outputs(model: nn.Module) -> int | None:
+    """How many scores ``model.out_head`` gives at each position: the vocabulary size for a
+    language model (a padded head from ``helpers.train_options`` reports it as ``vocab_size``),
+    the number of classes after ``add_classification_head``; ``None`` if the model has no such head."""
+    head = getattr(model, "out_head", None)
+    return getattr(head, "out_features", getattr(head, "vocab_size", None))
+
+
 # ---------------------------------------------------------------------------------------------
 # Size: parameters, memory and compute, by formula
 # ---------------------------------------------------------------------------------------------
