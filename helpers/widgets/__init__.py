@@ -3,13 +3,16 @@
 Each widget is a thin layer of ``ipywidgets`` controls (core widgets only, so it runs on
 ipywidgets 7.7 in Colab and 8.x in JupyterLab) over pure functions that turn data into HTML or
 a matplotlib figure. The figures are the static twin of each widget, for readers on GitHub.
+Each widget's outer box is a ``panel`` (``helpers.widgets.panel``): where no kernel runs, the
+notebook shows one line saying what the widget showed, e.g. "Token viewer: ... is 12 tokens".
+Below, each widget with the notebooks that use it.
 
 token_viewer      tokens as coloured boxes, ids on hover; compare tokenizers      (01)
 window_explorer   input/target sampling windows, stride and overlap              (02)
-embedding_explorer  PCA scatter and cosine neighbours of an embedding table      (03)
-attention_viewer  attention stages and heads of a model, per layer               (04)
+embedding_explorer  PCA scatter and cosine neighbours of an embedding table  (03, 06)
+attention_viewer  attention stages and heads of a model, per layer           (04, 06)
 architecture_explorer  parameters, memory and FLOPs of a GPT config; the diagram (05)
-training_dashboard  live loss curves, latest sample, tokens/s                    (06)
+training_dashboard  live loss curves, latest sample, tokens/s                (06, 09)
 sampling_playground  next-token distribution, temperature, top-k, top-p          (06)
 lora_explorer     LoRA parameter counts per GPT-2 size; low-rank approximation   (07)
 spam_probe        P(spam) of a message; tokens red/green by their influence      (08)
@@ -60,7 +63,7 @@ from .architecture_explorer import (  # noqa: E402
     plot_parameter_breakdown,
 )
 
-# embedding_explorer: word vectors in 2-D by PCA, nearest tokens by cosine  (02, 05)
+# embedding_explorer: word vectors in 2-D by PCA, nearest tokens by cosine  (03, 06)
 from .embedding_explorer import (  # noqa: E402
     embedding_explorer,
     nearest_neighbours,
@@ -81,7 +84,7 @@ __all__ += [
     "plot_embeddings",
 ]
 
-# attention_viewer: scores -> scaled -> masked -> softmax -> dropout, per layer and head  (04)
+# attention_viewer: scores -> scaled -> masked -> softmax -> dropout, per layer and head  (04, 06)
 from .attention_viewer import (  # noqa: E402
     attention_stages,
     attention_viewer,
@@ -115,7 +118,7 @@ __all__ += [
     "top_candidates",
 ]
 
-# training_dashboard: loss curves redrawn in place, latest sample, tokens per second  (06)
+# training_dashboard: loss curves redrawn in place, latest sample, tokens per second  (06, 09)
 from .training_dashboard import (  # noqa: E402
     TrainingDashboard,
     dashboard_figure,

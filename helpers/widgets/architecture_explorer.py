@@ -28,6 +28,7 @@ from ..model import (
     gpt2_config,
     parameter_breakdown,
 )
+from .panel import panel
 from .token_viewer import MUTED_COLOR, TEXT_COLOR
 
 # One colour per component, the same in the table and the figure.
@@ -316,6 +317,23 @@ def plot_parameter_breakdown(configs: dict | None = None, tied: bool = True):
 # --- the widget ------------------------------------------------------------------------------
 
 
+def explorer_summary(cfg: dict, tied: bool = True) -> str:
+    """``Architecture explorer: 12 layers, 12 heads, emb_dim 768: 124.4 M parameters, tied``,
+    or what is wrong with an impossible config."""
+    try:
+        total = architecture_summary(cfg, tied)["total"]
+    except (ValueError, KeyError, TypeError, ZeroDivisionError):
+        d, h = cfg.get("emb_dim"), cfg.get("n_heads")
+        if isinstance(d, int) and isinstance(h, int) and h >= 1 and d % h:
+            return f"Architecture explorer: emb_dim {d} is not divisible by n_heads {h}"
+        return "Architecture explorer: this config cannot be built"
+    return (
+        f"Architecture explorer: {cfg['n_layers']} layers, {cfg['n_heads']} heads, "
+        f"emb_dim {cfg['emb_dim']}: {format_count(total)} parameters, "
+        f"{'tied' if tied else 'untied'}"
+    )
+
+
 def _matching_preset(values: dict, presets: dict) -> str:
     keys = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers")
     for name, cfg in presets.items():
@@ -330,7 +348,8 @@ def architecture_explorer(cfg: dict = GPT_CONFIG_124M, tied: bool = True):
     The preset menu sets the sliders to a GPT-2 size; moving a slider by hand switches it to
     "custom". The returned ``VBox`` has ``.layers``, ``.heads``, ``.emb_dim``,
     ``.context_length``, ``.vocab_size`` (IntSliders), ``.preset`` (Dropdown), ``.tied``
-    (ToggleButtons), ``.output`` (HTML), ``.config()`` (the config shown) and ``.update()``.
+    (ToggleButtons), ``.output`` (HTML), ``.config()`` (the config shown) and ``.update()``;
+    its ``repr`` is one line: the size of the config and its parameter count.
     """
     import ipywidgets as widgets
 
@@ -409,8 +428,10 @@ def architecture_explorer(cfg: dict = GPT_CONFIG_124M, tied: bool = True):
     tie.observe(update, names="value")
     update()
 
-    box = widgets.VBox(
-        [preset, *sliders.values(), tie, output], layout=widgets.Layout(width="100%")
+    box = panel(
+        [preset, *sliders.values(), tie, output],
+        summary=lambda: explorer_summary(config(), tie.value),
+        layout=widgets.Layout(width="100%"),
     )
     box.layers, box.heads, box.emb_dim = layers, heads, emb_dim
     box.context_length, box.vocab_size = context_length, vocab_size

@@ -1,4 +1,4 @@
-"""Attention viewer: where each token looks, stage by stage and head by head (notebook 04).
+"""Attention viewer: where each token looks, stage by stage and head by head (notebooks 04, 06).
 
 Pure functions do the work; the widget only wires a text box and sliders to them:
 
@@ -14,6 +14,10 @@ nothing switched on inside the attention classes. The weights before and after d
 what the module's ``dropout`` layer received and returned; the scores, scaled and masked
 stages are recomputed from the module's own query and key projections of the same input,
 so the viewer shows what the model computes.
+
+The viewer scales the scores by 1/√head_dim, then masks them; the book masks first, then
+scales. The weights are the same: a masked −∞ divided by √head_dim is still −∞, and every
+other score is divided either way.
 
     >>> stages = attention_stages(gpt, tokenizer.encode("Your journey starts"))
     >>> stages[0]["weights"].shape          # layer 0: (num_heads, num_tokens, num_tokens)
@@ -34,7 +38,14 @@ from torch import nn
 from ..attention import STAGES
 from ..fused_attention import fused_attention
 from ..runtime import model_device
-from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, font_has_glyphs, encode
+from .panel import panel, plural
+from .token_viewer import (
+    MUTED_COLOR,
+    TEXT_COLOR,
+    WHITESPACE_MARKS,
+    encode,
+    font_has_glyphs,
+)
 
 SCORE_CMAP = "RdBu_r"  # scores can be negative: diverging, white at 0
 WEIGHT_CMAP = "Blues"  # weights are in [0, 1]: white at 0
@@ -498,6 +509,22 @@ def _num_heads(module: nn.Module) -> int:
     return int(getattr(module, "num_heads", 1))
 
 
+def viewer_summary(stages: list[dict], layer: int, head: int | None, dropout: bool) -> str:
+    """``Attention viewer: layer 0, head 1 of 2 layers × 4 heads, 6 tokens``; ``head=None``
+    for the "all heads" view."""
+    n = plural(stages[layer]["scores"].shape[-1], "token")
+    layers = plural(len(stages), "layer")
+    if head is None:
+        all_heads = plural(stages[layer]["scores"].shape[0], "head")
+        line = f"Attention viewer: all {all_heads} of layer {layer} ({layers}), {n}"
+    else:
+        counts = sorted({s["scores"].shape[0] for s in stages})
+        heads = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}\u2013{counts[-1]}"
+        heads += " heads" if counts[-1] != 1 else " head"
+        line = f"Attention viewer: layer {layer}, head {head} of {layers} \u00d7 {heads}, {n}"
+    return line + (", dropout on" if dropout else "")
+
+
 def attention_viewer(
     model: nn.Module,
     tokenizer=None,
@@ -513,7 +540,9 @@ def attention_viewer(
     head's five stages, "all heads" every head of the layer. "dropout" runs the model in
     training mode so the last stage shows dropout (seeded: the same picture every time).
     The returned ``VBox`` has ``.text``, ``.layer``, ``.head``, ``.view``, ``.dropout`` (the
-    controls), ``.output`` (HTML holding the figure or a message) and ``.update()``.
+    controls), ``.output`` (HTML holding the figure or a message) and ``.update()``; its
+    ``repr`` is one line naming the layer and head shown. Stages: scaled, then masked (see the
+    module docstring: the same weights as masking first).
     """
     import ipywidgets as widgets
 
@@ -548,6 +577,7 @@ def attention_viewer(
     dropout_box = widgets.Checkbox(value=False, description="dropout (training mode)", indent=False)
     output = widgets.HTML()
     cache = {"key": None, "stages": None, "tokens": None}
+    state = {"summary": ""}
     busy = [False]  # adjusting the head slider's range must not redraw a second time
 
     def compute() -> str | None:
@@ -559,10 +589,15 @@ def attention_viewer(
         try:
             ids = encode(text_box.value, tokenizer)
         except Exception as err:  # noqa: BLE001 - e.g. a word SimpleTokenizerV1 does not know
+            state["summary"] = "Attention viewer: the tokenizer cannot encode this text"
             return f"The tokenizer cannot encode this text ({type(err).__name__}: {err})."
         if not ids:
+            state["summary"] = "Attention viewer: no text to look at"
             return "Type some text above to see where each token looks."
         if len(ids) > max_tokens:
+            state["summary"] = (
+                f"Attention viewer: {len(ids)} tokens, more than the model's {max_tokens}"
+            )
             return (
                 f"This text is {len(ids)} tokens long, but the model reads at most "
                 f"{max_tokens} (its context_length). Shorten it to see the attention."
@@ -585,6 +620,12 @@ def attention_viewer(
             head_slider.disabled = view_buttons.value == "all heads" or heads == 1
         finally:
             busy[0] = False
+        state["summary"] = viewer_summary(
+            cache["stages"],
+            layer_slider.value,
+            None if view_buttons.value == "all heads" else head_slider.value,
+            dropout_box.value,
+        )
         if view_buttons.value == "all heads":
             fig = plot_attention_heads(cache["stages"], cache["tokens"], layer=layer_slider.value)
         else:
@@ -602,11 +643,14 @@ def attention_viewer(
     note = widgets.HTML(
         f'<span style="font-family:sans-serif; font-size:12px; color:{MUTED_COLOR}">'
         f"{len(modules)} layer{'s' if len(modules) != 1 else ''}, {heads_text} "
-        f"head{'s' if heads[-1] != 1 else ''} each, up to {max_tokens} tokens</span>"
+        f"head{'s' if heads[-1] != 1 else ''} each, up to {max_tokens} tokens \u00b7 "
+        "scaled, then masked: the same weights as masking first "
+        "(\u2212\u221e \u00f7 \u221ahead_dim is still \u2212\u221e)</span>"
     )
     controls = widgets.HBox([layer_slider, head_slider, view_buttons])
-    box = widgets.VBox(
+    box = panel(
         [text_box, controls, widgets.HBox([dropout_box, note]), output],
+        summary=lambda: state["summary"],
         layout=widgets.Layout(width="100%"),
     )
     box.text, box.layer, box.head, box.view, box.dropout = (

@@ -18,6 +18,7 @@ from torch import nn
 from ..instruct import generate_response, prompt_text, response_prefix
 from ..runtime import model_device
 from .attention_viewer import message_html
+from .panel import panel, quote
 from .token_viewer import MUTED_COLOR, TEXT_COLOR
 
 SEED = 123  # sampling is seeded, so the same settings always give the same answer
@@ -48,6 +49,12 @@ def chat_html(prompt: str, response: str, note: str = "") -> str:
     )
 
 
+def chat_summary(instruction: str, response: str) -> str:
+    """``Instruction chat: 'Rewrite the sentence using…' → 'The car is as fast as…'``."""
+    answer = quote(response, 36) if response.strip() else "an empty response"
+    return f"Instruction chat: {quote(instruction, 30)} \u2192 {answer}"
+
+
 def _seeded_response(model: nn.Module, tokenizer, entry: dict, **kwargs) -> str:
     """``generate_response`` with its own seeded copy of the random state, so the chat
     repeats itself for the same settings and leaves the notebook's random numbers alone."""
@@ -74,7 +81,8 @@ def instruction_chat(
     Temperature 0 is greedy; top-k 0 is off; sampling is seeded (seed 123), so the same
     settings give the same response. The returned ``VBox`` has ``.instruction``, ``.input``,
     ``.temperature``, ``.top_k``, ``.max_new_tokens``, ``.button`` (the controls),
-    ``.output`` (HTML) and ``.update()``. ``device``: moves the model there if given.
+    ``.output`` (HTML) and ``.update()``; its ``repr`` is one line: the instruction and the
+    start of the response. ``device``: moves the model there if given.
     """
     import ipywidgets as widgets
 
@@ -107,11 +115,13 @@ def instruction_chat(
     )
     button = widgets.Button(description="Respond", button_style="primary", icon="comment")
     output = widgets.HTML()
+    state = {"summary": ""}
 
     def update(change=None):
         entry = {"instruction": instruction_box.value.strip(), "input": input_box.value.strip()}
         if not entry["instruction"]:
             output.value = message_html(EMPTY_INSTRUCTION)
+            state["summary"] = "Instruction chat: no instruction typed"
             return
         temperature = float(temperature_slider.value)
         response = _seeded_response(
@@ -127,6 +137,7 @@ def instruction_chat(
         how = "greedy" if temperature == 0 else f"sampled, seed {SEED}"
         note = f"At most {length_slider.value} new tokens, {how}."
         output.value = chat_html(prompt_text(entry, style) + response_prefix(style), response, note)
+        state["summary"] = chat_summary(entry["instruction"], response)
 
     # typing would run the model on every key, so the text boxes wait for the button
     button.on_click(update)
@@ -134,7 +145,7 @@ def instruction_chat(
         control.observe(update, names="value")
     update()
 
-    box = widgets.VBox(
+    box = panel(
         [
             instruction_box,
             input_box,
@@ -142,6 +153,7 @@ def instruction_chat(
             widgets.HBox([length_slider, button]),
             output,
         ],
+        summary=lambda: state["summary"],
         layout=widgets.Layout(width="100%"),
     )
     box.instruction, box.input, box.temperature, box.top_k = (

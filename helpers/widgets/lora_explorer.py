@@ -28,6 +28,7 @@ from ..lora import lora_parameter_count
 from ..model import GPT2_SIZES, GPT_CONFIG_124M, parameter_breakdown
 from .architecture_explorer import format_count
 from .attention_viewer import figure_html
+from .panel import panel
 from .token_viewer import MUTED_COLOR, TEXT_COLOR
 
 _FONT = "font-family:sans-serif; font-size:13px"
@@ -228,6 +229,17 @@ def plot_singular_values(W, rank: int | None = None):
 # --- the widget ------------------------------------------------------------------------------
 
 
+def explorer_summary(W, rank: int, alpha: float, num_classes: int | None = None) -> str:
+    """``LoRA explorer: r=8, alpha=16: 1.7 M trainable in gpt2-small (1.06%); 86% of W's
+    energy``: LoRA's trainable parameters in the smallest GPT-2, and ``energy_kept(W, rank)``."""
+    row = lora_counts(rank, num_classes=num_classes)[0]
+    model = row["model"].split(" ")[0]
+    return (
+        f"LoRA explorer: r={rank}, alpha={alpha:g}: {format_count(row['lora'])} trainable "
+        f"in {model} ({row['percent']:.2f}%); {energy_kept(W, rank):.0%} of W's energy"
+    )
+
+
 def lora_explorer(weight=None, rank: int = 8, alpha: float = 16):
     """Rank and alpha sliders over LoRA's parameter counts and a low-rank approximation.
 
@@ -235,7 +247,8 @@ def lora_explorer(weight=None, rank: int = 8, alpha: float = 16):
     ``example_weight()``; the rank slider stops at 64 or the matrix's full rank. The returned
     ``VBox`` has ``.rank`` (IntSlider), ``.alpha`` (FloatSlider), ``.head`` (ToggleButtons:
     vocabulary or 2-class output head, the keys of ``HEADS``), ``.table`` (HTML counts),
-    ``.figure`` (HTML holding the two figures as PNGs), ``.weight`` and ``.update()``.
+    ``.figure`` (HTML holding the two figures as PNGs), ``.weight`` and ``.update()``; its
+    ``repr`` is one line (``explorer_summary``).
     """
     import ipywidgets as widgets
 
@@ -289,8 +302,12 @@ def lora_explorer(weight=None, rank: int = 8, alpha: float = 16):
     head.observe(update_table, names="value")
     update()
 
-    box = widgets.VBox(
-        [rank_slider, alpha_slider, head, table, figure], layout=widgets.Layout(width="100%")
+    box = panel(
+        [rank_slider, alpha_slider, head, table, figure],
+        summary=lambda: explorer_summary(
+            matrix, rank_slider.value, alpha_slider.value, HEADS[head.value]
+        ),
+        layout=widgets.Layout(width="100%"),
     )
     box.rank, box.alpha, box.head = rank_slider, alpha_slider, head
     box.table, box.figure, box.weight, box.update = table, figure, matrix, update

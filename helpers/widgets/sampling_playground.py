@@ -34,7 +34,14 @@ from ..generate import (
     softmax_with_temperature,
 )
 from .attention_viewer import context_length, figure_html, message_html
-from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS, font_has_glyphs, encode
+from .panel import MAX_SUMMARY, SUFFIX, panel, quote
+from .token_viewer import (
+    MUTED_COLOR,
+    TEXT_COLOR,
+    WHITESPACE_MARKS,
+    encode,
+    font_has_glyphs,
+)
 
 KEPT_COLOR = "#2563eb"  # tokens the sampler can still draw
 DROPPED_COLOR = "#cbd5e1"  # tokens top-k / top-p removed
@@ -259,6 +266,22 @@ def settings_text(temperature: float, top_k: int | None, top_p: float | None) ->
     return f"temperature {temperature:.2f} \u00b7 top-k {k} \u00b7 top-p {p}"
 
 
+def playground_summary(
+    prompt: str, temperature: float, top_k: int | None, top_p: float | None
+) -> str:
+    """``Sampling playground: 'Every effort moves you', temperature 1.00, top-k 50, top-p off``."""
+    if not prompt.strip():
+        return "Sampling playground: no prompt"
+    if temperature == 0:
+        how = "greedy (temperature 0)"
+    else:
+        k = "off" if top_k is None else str(top_k)
+        p = "off" if top_p is None else f"{top_p:.2f}"
+        how = f"temperature {temperature:.2f}, top-k {k}, top-p {p}"
+    room = MAX_SUMMARY - len(SUFFIX) - len(f"Sampling playground: '', {how}")
+    return f"Sampling playground: {quote(prompt, min(max(room, 12), 30))}, {how}"
+
+
 def continuation_html(prompt: str, continuation: str, note: str = "") -> str:
     """The prompt in grey, the generated text in bold on a light highlight, a note above."""
     note_div = f'<div style="{_NOTE_STYLE}">{html.escape(note)}</div>' if note else ""
@@ -297,7 +320,7 @@ def sampling_playground(
     mean off. Sliders redraw when released, since each draw runs the model.
     The returned ``VBox`` has ``.prompt``, ``.temperature``, ``.top_k``, ``.top_p``,
     ``.max_new_tokens``, ``.seed`` (the controls), ``.chart`` and ``.text`` (HTML) and
-    ``.update()``.
+    ``.update()``; its ``repr`` is one line: the prompt and the sampling settings.
     """
     import ipywidgets as widgets
 
@@ -434,7 +457,7 @@ def sampling_playground(
         control.observe(update_text, names="value")
     update()
 
-    box = widgets.VBox(
+    box = panel(
         [
             prompt_box,
             widgets.HBox([temperature_slider, top_k_slider, top_p_slider]),
@@ -442,6 +465,7 @@ def sampling_playground(
             text,
             chart,
         ],
+        summary=lambda: playground_summary(prompt_box.value, *settings()),
         layout=widgets.Layout(width="100%"),
     )
     box.prompt, box.temperature, box.top_k, box.top_p = (

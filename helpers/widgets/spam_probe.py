@@ -44,6 +44,7 @@ from ..classify import (
 )
 from ..runtime import eval_mode
 from .attention_viewer import message_html
+from .panel import MAX_SUMMARY, SUFFIX, panel, plural, quote
 from .sampling_playground import token_text
 from .token_viewer import MUTED_COLOR, TEXT_COLOR
 
@@ -56,6 +57,7 @@ DEFAULT_TEXT = (
     "You are a winner you have been specially selected to receive $1000 cash or a $2000 award."
 )
 METHODS = ("remove", "pad")
+EMPTY_MESSAGE = "Type a message above to see how spammy the model finds it."
 
 
 class TokenInfluence(NamedTuple):
@@ -211,8 +213,12 @@ def probe_html(
     percentage points. Colours are scaled to the strongest token (at least 5 points).
     """
     if not encode_message(text, tokenizer):
-        return message_html("Type a message above to see how spammy the model finds it.")
+        return message_html(EMPTY_MESSAGE)
     result = probe(text, model, tokenizer, device, max_length, pad_token_id, method)
+    return _result_html(result, method)
+
+
+def _result_html(result: Probe, method: str) -> str:
     scale = max([abs(t.influence) for t in result.tokens] + [MIN_COLOUR_SCALE])
     spans = [_token_span(t, scale) for t in result.tokens]
     spans += [_token_span(t, scale, read=False) for t in result.unread]
@@ -248,6 +254,18 @@ def probe_html(
 # --- the widget ----------------------------------------------------------------------------
 
 
+def probe_summary(text: str, result: Probe) -> str:
+    """``Spam probe: 'You are…' P(spam) 97.1%, 21 tokens; strongest ' winner' +12.3 pts``:
+    the strongest token's influence in percentage points."""
+    rest = f" P(spam) {result.probability:.1%}, {plural(len(result.tokens), 'token')}"
+    rest += f" (+{len(result.unread)} unread)" if result.unread else ""
+    if result.tokens:
+        strongest = max(result.tokens, key=lambda t: abs(t.influence))
+        rest += f"; strongest {quote(strongest.text, 12)} {_points(strongest.influence)} pts"
+    room = MAX_SUMMARY - len(SUFFIX) - len("Spam probe: ''") - len(rest)
+    return f"Spam probe: {quote(text, min(max(room, 12), 30))}{rest}"
+
+
 def spam_probe(
     model: nn.Module,
     tokenizer=None,
@@ -261,7 +279,7 @@ def spam_probe(
 
     Redraws when the box loses focus (or Ctrl+Enter), not on every key: each draw runs the
     model once per token. The returned ``VBox`` has ``.text`` (the ``Textarea``), ``.output``
-    (the ``HTML``) and ``.update()``.
+    (the ``HTML``) and ``.update()``; its ``repr`` is one line: P(spam) and the strongest token.
     """
     import ipywidgets as widgets
 
@@ -276,18 +294,27 @@ def spam_probe(
         layout=widgets.Layout(width="100%", height="4.5em"),
     )
     output = widgets.HTML()
+    state = {"summary": ""}
 
     def update(change=None):
+        text = text_box.value
         try:
-            output.value = probe_html(
-                text_box.value, model, tokenizer, device, max_length, pad_token_id, method
-            )
+            if not encode_message(text, tokenizer):
+                output.value = message_html(EMPTY_MESSAGE)
+                state["summary"] = "Spam probe: no message to probe"
+                return
+            result = probe(text, model, tokenizer, device, max_length, pad_token_id, method)
+            output.value = _result_html(result, method)
+            state["summary"] = probe_summary(text, result)
         except Exception as err:  # noqa: BLE001 - shown in the widget, not raised in a callback
             output.value = message_html(f"Could not probe this text ({type(err).__name__}: {err}).")
+            state["summary"] = f"Spam probe: could not probe this text ({type(err).__name__})"
 
     text_box.observe(update, names="value")
     update()
-    box = widgets.VBox([text_box, output], layout=widgets.Layout(width="100%"))
+    box = panel(
+        [text_box, output], summary=lambda: state["summary"], layout=widgets.Layout(width="100%")
+    )
     box.text, box.output, box.update = text_box, output, update
     box.model, box.tokenizer = model, tokenizer
     return box

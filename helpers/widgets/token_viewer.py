@@ -3,7 +3,7 @@
 Pure functions do the work; the widget only wires a text box and a checkbox to them:
 
 - ``token_pieces(text, tokenizer)``   text -> list of ``TokenPiece`` (ids, bytes, display text)
-- ``tokens_html(pieces)``             coloured boxes, id and bytes on hover
+- ``tokens_html(pieces)``             coloured boxes, id and bytes on hover (the first 2,000)
 - ``compare_html(text, tokenizers)``  one row per tokenizer: count, chars per token, tokens
 - ``plot_tokens(text, tokenizer)``    the same as a matplotlib figure (for readers on GitHub)
 - ``token_viewer(text)``              the interactive version
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+
+from .panel import MAX_SUMMARY, SUFFIX, panel, plural, quote
 
 # Soft colours, readable with dark text on a white page (and kept light in dark themes,
 # because every box sets its own text colour).
@@ -45,6 +47,10 @@ _CONTAINER_STYLE = (
     "border-radius:6px"
 )
 _NOTE_STYLE = f"font-family:sans-serif; font-size:13px; color:{MUTED_COLOR}; margin:2px 0 6px 0"
+# A browser slows to a crawl over tens of thousands of coloured boxes (a pasted book), so the
+# HTML draws at most this many tokens; the counts still cover the whole text.
+MAX_DRAWN_TOKENS = 2000
+_DOT = " \u00b7 "
 
 
 @dataclass(frozen=True)
@@ -141,9 +147,31 @@ def visible_text(text: str, show_whitespace: bool = False, newlines: bool = Fals
     return "".join(out)
 
 
+def num_tokens(pieces: list[TokenPiece]) -> int:
+    """How many tokens the pieces hold (a piece can hold several)."""
+    return sum(len(p.ids) for p in pieces)
+
+
+def first_tokens(pieces: list[TokenPiece], max_tokens: int) -> list[TokenPiece]:
+    """The leading pieces that hold at most ``max_tokens`` tokens in all."""
+    shown, total = [], 0
+    for piece in pieces:
+        total += len(piece.ids)
+        if total > max_tokens:
+            break
+        shown.append(piece)
+    return shown
+
+
+def _shown_note(shown: list[TokenPiece], pieces: list[TokenPiece]) -> str:
+    """``showing the first 2,000 of 25,310 tokens``, or nothing when every piece is shown."""
+    if len(shown) == len(pieces):
+        return ""
+    return f"showing the first {num_tokens(shown):,} of {num_tokens(pieces):,} tokens"
+
+
 def _count_note(pieces: list[TokenPiece]) -> str:
-    n_tokens = sum(len(p.ids) for p in pieces)
-    note = f"{n_tokens:,} token{'s' if n_tokens != 1 else ''}"
+    note = plural(num_tokens(pieces), "token")
     merged = [p for p in pieces if len(p.ids) > 1]
     if merged:
         note += (
@@ -153,14 +181,20 @@ def _count_note(pieces: list[TokenPiece]) -> str:
     return note
 
 
-def tokens_html(pieces: list[TokenPiece], show_whitespace: bool = False, count: bool = True) -> str:
+def tokens_html(
+    pieces: list[TokenPiece],
+    show_whitespace: bool = False,
+    count: bool = True,
+    max_tokens: int = MAX_DRAWN_TOKENS,
+) -> str:
     """Coloured boxes, one per piece, with the id(s) and bytes on hover; a token count above.
 
     Word-level pieces (``raw is None``) are separated by a space, as the tokenizer's ``decode``
-    would join them.
+    would join them. Only the first ``max_tokens`` tokens are drawn, with a note saying so.
     """
+    shown = first_tokens(pieces, max_tokens)
     spans = []
-    for index, piece in enumerate(pieces):
+    for index, piece in enumerate(shown):
         spans.append(
             f'<span title="{html.escape(piece_title(piece))}" '
             f'style="background:{color(index)}; {_BOX_STYLE}">'
@@ -170,7 +204,9 @@ def tokens_html(pieces: list[TokenPiece], show_whitespace: bool = False, count: 
     body = (" " if words else "").join(spans)
     if not pieces:
         body = f'<span style="color:{MUTED_COLOR}">(no tokens: type some text)</span>'
-    note = f'<div style="{_NOTE_STYLE}">{_count_note(pieces)}</div>' if count else ""
+    notes = [_count_note(pieces)] if count else []
+    notes += [_shown_note(shown, pieces)] if len(shown) < len(pieces) else []
+    note = f'<div style="{_NOTE_STYLE}">{_DOT.join(notes)}</div>' if notes else ""
     return f'<div>{note}<div style="{_CONTAINER_STYLE}">{body}</div></div>'
 
 
@@ -180,15 +216,29 @@ def compare_html(text: str, tokenizers: dict, show_whitespace: bool = False) -> 
     A tokenizer that cannot encode the text (SimpleTokenizerV1 meeting an unknown word) gets a
     row saying so instead of an exception.
     """
+    return _compare_html(text, encode_all(text, tokenizers), show_whitespace)
+
+
+def encode_all(text: str, tokenizers: dict) -> dict:
+    """``{name: token_pieces(text, tokenizer)}``, or the exception for a tokenizer that fails."""
+    results = {}
+    for name, tokenizer in tokenizers.items():
+        try:
+            results[name] = token_pieces(text, tokenizer)
+        except Exception as err:  # noqa: BLE001 - shown to the user, not raised in a widget
+            results[name] = err
+    return results
+
+
+def _compare_html(text: str, results: dict, show_whitespace: bool) -> str:
     cell = "padding:4px 8px; vertical-align:top; text-align:left; border-bottom:1px solid #e5e7eb"
     head = "".join(
         f'<th style="{cell}">{h}</th>' for h in ("tokenizer", "tokens", "chars / token", "")
     )
     rows = []
-    for name, tokenizer in tokenizers.items():
-        try:
-            pieces = token_pieces(text, tokenizer)
-        except Exception as err:  # noqa: BLE001 - shown to the user, not raised in a widget
+    for name, pieces in results.items():
+        if isinstance(pieces, Exception):
+            err = pieces
             message = f"cannot encode this text: {type(err).__name__}: {err}"
             rows.append(
                 f'<tr><td style="{cell}"><b>{html.escape(str(name))}</b></td>'
@@ -196,7 +246,7 @@ def compare_html(text: str, tokenizers: dict, show_whitespace: bool = False) -> 
                 f'<td style="{cell}; color:#b91c1c">{html.escape(message)}</td></tr>'
             )
             continue
-        n = sum(len(p.ids) for p in pieces)
+        n = num_tokens(pieces)
         ratio = f"{len(text) / n:.2f}" if n else "\u2013"
         rows.append(
             f'<tr><td style="{cell}"><b>{html.escape(str(name))}</b></td>'
@@ -249,13 +299,8 @@ def plot_tokens(
     from matplotlib.patches import FancyBboxPatch
 
     all_pieces = token_pieces(text, tokenizer)
-    pieces, shown_tokens = [], 0
-    for piece in all_pieces:
-        if shown_tokens + len(piece.ids) > max_tokens:
-            break
-        pieces.append(piece)
-        shown_tokens += len(piece.ids)
-    total = sum(len(p.ids) for p in all_pieces)
+    pieces = first_tokens(all_pieces, max_tokens)
+    shown_tokens, total = num_tokens(pieces), num_tokens(all_pieces)
     drawable = font_has_glyphs()
 
     # lay out in character units: x in characters, one row = 1 unit of height
@@ -345,13 +390,31 @@ def _as_dict(tokenizers) -> dict:
 
 def viewer_html(text: str, tokenizers: dict, show_whitespace: bool = False) -> str:
     """What the widget shows: ``tokens_html`` for one tokenizer, ``compare_html`` for several."""
-    if len(tokenizers) == 1:
-        ((name, tokenizer),) = tokenizers.items()
-        try:
-            return tokens_html(token_pieces(text, tokenizer), show_whitespace)
-        except Exception:  # noqa: BLE001 - compare_html explains the error in its row
-            pass
-    return compare_html(text, tokenizers, show_whitespace)
+    return _viewer_html(text, encode_all(text, tokenizers), show_whitespace)
+
+
+def _viewer_html(text: str, results: dict, show_whitespace: bool) -> str:
+    only = next(iter(results.values())) if len(results) == 1 else None
+    if only is not None and not isinstance(only, Exception):
+        return tokens_html(only, show_whitespace)
+    return _compare_html(text, results, show_whitespace)  # it explains an error in its row
+
+
+def viewer_summary(text: str, results: dict) -> str:
+    """One line for readers without a kernel: the text and its token count per tokenizer."""
+    if not text.strip():
+        return "Token viewer: no text to tokenize"
+    counts = [
+        f"{name} cannot encode it" if isinstance(p, Exception) else f"{name} {num_tokens(p):,}"
+        for name, p in results.items()
+    ]
+    if len(results) == 1 and not isinstance(only := next(iter(results.values())), Exception):
+        rest = f" is {plural(num_tokens(only), 'token')} ({next(iter(results))})"
+    else:
+        rest = " in tokens: " + ", ".join(counts)
+    # the quote gets the room the counts leave, so the counts are never the part cut off
+    room = MAX_SUMMARY - len(SUFFIX) - len("Token viewer: ''") - len(rest)
+    return f"Token viewer: {quote(text, min(max(room, 12), 30))}{rest}"
 
 
 def token_viewer(
@@ -362,7 +425,8 @@ def token_viewer(
 
     ``tokenizers``: one tokenizer, or ``{name: tokenizer}`` to compare several side by side
     (default: GPT-2's). The returned ``VBox`` has ``.text`` (Textarea), ``.whitespace``
-    (Checkbox), ``.output`` (HTML) and ``.update()`` (re-render), for scripts and tests.
+    (Checkbox), ``.output`` (HTML) and ``.update()`` (re-render), for scripts and tests; its
+    ``repr`` is one line saying how many tokens the text is. At most 2,000 tokens are drawn.
     """
     import ipywidgets as widgets
 
@@ -374,15 +438,22 @@ def token_viewer(
     )
     whitespace = widgets.Checkbox(value=False, description="show whitespace", indent=False)
     output = widgets.HTML()
+    state = {"summary": ""}
 
     def update(change=None):
-        output.value = viewer_html(text_box.value, tokenizers, whitespace.value)
+        results = encode_all(text_box.value, tokenizers)
+        output.value = _viewer_html(text_box.value, results, whitespace.value)
+        state["summary"] = viewer_summary(text_box.value, results)
 
     text_box.observe(update, names="value")
     whitespace.observe(update, names="value")
     update()
 
-    box = widgets.VBox([text_box, whitespace, output], layout=widgets.Layout(width="100%"))
+    box = panel(
+        [text_box, whitespace, output],
+        summary=lambda: state["summary"],
+        layout=widgets.Layout(width="100%"),
+    )
     box.text, box.whitespace, box.output, box.update = text_box, whitespace, output, update
     box.tokenizers = tokenizers
     return box

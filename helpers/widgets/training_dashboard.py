@@ -1,4 +1,5 @@
-"""Training dashboard: the loss curves redrawn as training runs, the latest sample, the pace (06).
+"""Training dashboard: the loss curves redrawn as training runs, the latest sample, the pace
+(notebooks 06, 09).
 
 Pure functions do the work; the widget only puts their output on screen:
 
@@ -9,7 +10,9 @@ Pure functions do the work; the widget only puts their output on screen:
 
 ``update`` is the ``helpers.training_run.TrainingUpdate`` the training loop sends after each
 evaluation and each epoch's sample. The figure is a PNG inside an ``HTML`` widget, replaced in
-place, so the notebook does not grow a new plot per evaluation.
+place, so the notebook does not grow a new plot per evaluation. For readers without a kernel
+the dashboard's plain-text line says where training stands; it is rewritten after each epoch
+and at the end, so a saved notebook tells how training ended.
 
     dashboard = TrainingDashboard()
     dashboard                                      # show it above the training output
@@ -25,6 +28,7 @@ import html
 from ..train import compact_count, perplexity
 from ..training_run import TrainingUpdate
 from .attention_viewer import figure_html, message_html
+from .panel import panel
 from .token_viewer import MUTED_COLOR, TEXT_COLOR, WHITESPACE_MARKS
 
 TRAIN_COLOR = "#2563eb"
@@ -155,6 +159,18 @@ def status_html(update: TrainingUpdate | None) -> str:
     )
 
 
+def dashboard_summary(update: TrainingUpdate | None) -> str:
+    """``Training dashboard: finished, step 90/90, train loss 0.391, val 6.452``."""
+    if update is None:
+        return "Training dashboard: waiting for the first evaluation"
+    line = f"Training dashboard: {_status(update)}, step {update.step + 1:,}/{update.total_steps:,}"
+    if update.train_losses:
+        line += f", train loss {update.train_losses[-1]:.3f}"
+    if update.val_losses:
+        line += f", val {update.val_losses[-1]:.3f}"
+    return line
+
+
 def _with_newline_marks(text: str) -> str:
     """Escaped text with each line break shown as a grey ↵: an early model writes dozens of
     them, which would otherwise make the box very tall (the book prints them as spaces)."""
@@ -184,6 +200,9 @@ class TrainingDashboard:
     ``.widget`` is the ``VBox`` to display (showing the dashboard object itself works too);
     ``.status``, ``.plot`` and ``.sample`` are its ``HTML`` parts. The plot is redrawn only
     when there is a new evaluation. ``.figure()`` gives the latest curves as a static figure.
+    The widget's ``repr`` is ``dashboard_summary`` of the latest update; where it is displayed,
+    that line is rewritten after each epoch and at the end (not at every evaluation: each
+    rewrite redraws the widget).
     """
 
     def __init__(self, dpi: int = 90):
@@ -193,10 +212,13 @@ class TrainingDashboard:
         self.status = widgets.HTML(status_html(None))
         self.plot = widgets.HTML(message_html("The loss curves appear after the first evaluation."))
         self.sample = widgets.HTML(sample_html(None))
-        self.widget = widgets.VBox(
-            [self.status, self.plot, self.sample], layout=widgets.Layout(width="100%")
-        )
         self.last_update: TrainingUpdate | None = None
+        self.widget = panel(
+            [self.status, self.plot, self.sample],
+            summary=lambda: dashboard_summary(self.last_update),
+            live=True,
+            layout=widgets.Layout(width="100%"),
+        )
         self._evaluations_drawn = 0
         self._tokens_per_second: float | None = None
 
@@ -211,6 +233,8 @@ class TrainingDashboard:
             self._evaluations_drawn = len(update.train_losses)
         if update.event == "epoch_end":
             self.sample.value = sample_html(update.sample, update.start_context, update.epoch)
+        if update.event != "evaluation":
+            self.widget.refresh()
 
     def figure(self):
         """The curves of the latest update, as a ``Figure`` (a static copy of the live plot)."""

@@ -21,6 +21,8 @@ import html
 from typing import NamedTuple
 
 from ..dataset import window_starts
+from .panel import panel as summary_panel
+from .panel import plural
 from .token_viewer import (
     MUTED_COLOR,
     TEXT_COLOR,
@@ -174,8 +176,10 @@ def _stats_html(stats: dict, sample: int, start: int) -> str:
         ("tokens never used as input", f"{s['tokens_never_input']:,}"),
         (
             "input positions per epoch",
-            f"{s['input_tokens_per_epoch']:,} "
-            f"(each token {s['reuse']:.2f}\u00d7 as input, on average)",
+            (
+                f"{s['input_tokens_per_epoch']:,} "
+                f"(each token {s['reuse']:.2f}\u00d7 as input, on average)"
+            ),
         ),
     ]
     cell = "padding:1px 10px 1px 0; text-align:left"
@@ -389,6 +393,17 @@ def _default_text() -> str:
         return DEFAULT_TEXT
 
 
+def explorer_summary(stats: dict) -> str:
+    """``Window explorer: 135 tokens → 66 windows of 4, stride 2; 16 batches of 4``."""
+    batches = stats["batches_per_epoch"]
+    return (
+        f"Window explorer: {plural(stats['num_tokens'], 'token')} \u2192 "
+        f"{plural(stats['num_samples'], 'window')} of {stats['max_length']}, "
+        f"stride {stats['stride']}; {batches:,} batch{'' if batches == 1 else 'es'} "
+        f"of {stats['batch_size']}"
+    )
+
+
 def window_explorer(
     text: str | None = None,
     tokenizer=None,
@@ -402,7 +417,8 @@ def window_explorer(
     ``text`` defaults to the-verdict (the book's text), ``tokenizer`` to GPT-2's. The sample
     slider's range follows the number of samples. The returned ``VBox`` has ``.text``,
     ``.max_length``, ``.stride``, ``.batch_size``, ``.sample`` (the controls), ``.output``
-    (HTML) and ``.update()``, for scripts and tests.
+    (HTML) and ``.update()``, for scripts and tests; its ``repr`` is one line: how many
+    windows and batches the settings make.
     """
     import ipywidgets as widgets
 
@@ -444,13 +460,19 @@ def window_explorer(
     )
     output = widgets.HTML()
     busy = [False]
+    state = {"summary": ""}
 
     def num_samples() -> int:
         try:
             ids, _ = _encode_cached(text_box.value, tokenizer)
         except Exception:  # noqa: BLE001 - windows_html shows the error
+            state["summary"] = "Window explorer: the tokenizer cannot encode this text"
             return 0
-        return len(window_starts(len(ids), length_slider.value, stride_slider.value))
+        stats = window_stats(
+            len(ids), length_slider.value, stride_slider.value, batch_slider.value
+        )
+        state["summary"] = explorer_summary(stats)
+        return stats["num_samples"]
 
     def update(change=None):
         if busy[0]:
@@ -477,13 +499,14 @@ def window_explorer(
         control.observe(update, names="value")
     update()
 
-    box = widgets.VBox(
+    box = summary_panel(
         [
             text_box,
             widgets.HBox([length_slider, stride_slider]),
             widgets.HBox([batch_slider, sample_slider]),
             output,
         ],
+        summary=lambda: state["summary"],
         layout=widgets.Layout(width="100%"),
     )
     box.text, box.output, box.update = text_box, output, update
