@@ -42,7 +42,21 @@ class Feedback:
 def _unanswered(answer) -> Feedback | None:
     if answer is None or answer is ...:
         return Feedback(None, "replace the None with your answer and run the cell again.")
+    if _is_placeholder(answer):
+        return Feedback(None, "write the function's body (where it says `...`) and run the cell again.")
     return None
+
+
+def _placeholder(*args):
+    ...  # your code here
+
+
+def _is_placeholder(fn) -> bool:
+    """A function still as the exercise cell gives it: a body of ``...`` and nothing else.
+    Compared by bytecode, so the argument names and the comment do not matter."""
+    code = getattr(fn, "__code__", None)
+    return (code is not None and code.co_name != "<lambda>"  # a lambda is an answer, however empty
+            and code.co_code == _placeholder.__code__.co_code)
 
 
 def _short(value) -> str:
@@ -139,17 +153,64 @@ def check_gradients(dL_dw, dL_db) -> Feedback:
     return Feedback(False, "compute z = x·w + b, a = σ(z); then ∂L/∂z = a - y.")
 
 
+def _center_hint(x, got) -> str:
+    """What a wrong ``center(x)`` did, judged against the usual slips."""
+    import torch
+
+    candidates = [
+        (x, "it returned x unchanged: subtract each vector's mean from it."),
+        (torch.zeros_like(x), ("it returned zeros: subtract the mean of each whole vector (along dim=-1), "
+                               "not of each number; x may have any number of dimensions, so a loop over "
+                               "rows will not do.")),
+        (x - x.mean(), "that subtracts the mean of all the numbers; take one mean per vector, along dim=-1."),
+    ]
+    candidates += [((x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True, correction=c),
+                    "that also divides by the standard deviation: only subtract the mean.")
+                   for c in (0, 1) if x.shape[-1] > 1]  # one number has no spread (and torch warns)
+    if x.ndim == 2 and x.shape[0] == x.shape[1]:
+        candidates.append((x - x.mean(-1), (
+            f"x.mean(dim=-1) has shape {tuple(x.mean(-1).shape)}; broadcasting lines it up with the "
+            "last dimension, so each row's mean went down a column. Keep the dimension: keepdim=True.")))
+    candidates += [(x - x.mean(d, keepdim=True), f"that is the mean along dim={d}; average along the last, dim=-1.")
+                   for d in range(x.ndim - 1)]
+    if x.ndim > 2:  # a loop over x's first dimension, written for 2-D input
+        candidates.append((x - x.mean(tuple(range(1, x.ndim)), keepdim=True), (
+            "that subtracts one mean per x[i], a whole matrix; x may have any number of dimensions: "
+            "a loop over rows will not do, take the mean along dim=-1 only.")))
+    for wrong, hint in candidates:
+        if got.shape == wrong.shape and torch.allclose(got, wrong, atol=1e-5):
+            return hint
+    return "each vector along the last dimension should have its own mean subtracted (x.mean(dim=-1, keepdim=True))."
+
+
 @never_raises
-def check_matmul_shape(shape) -> Feedback:
-    """00, exercise 2: the shape of ``torch.rand(4, 2, 3) @ torch.rand(3, 5)``."""
-    if (missing := _unanswered(shape)) is not None:
+def check_center(center) -> Feedback:
+    """00, exercise 2: ``center(x)`` subtracts from every vector along the last dimension its mean."""
+    if (missing := _unanswered(center)) is not None:
         return missing
-    answer = _shape(shape)
-    if answer == (4, 2, 5):
-        return Feedback(True, "(4, 2, 5): the batch dimension 4 is kept, (2, 3) @ (3, 5) -> (2, 5).")
-    if answer == (2, 5):
-        return Feedback(False, "the inner matmul is right, but the leading dimension 4 stays.")
-    return Feedback(False, "matmul contracts the last dimension of the left with the first of the right.")
+    import torch
+
+    if not callable(center):
+        return Feedback(False, f"{_short(center)} is not a function: define center(x) and pass center.")
+    generator = torch.Generator().manual_seed(0)
+    # the square case first: forgetting keepdim runs without an error there and is silently wrong
+    shapes = [(4, 4), (2, 3, 5), (6,), (3, 1), (2, 2, 3, 4)]
+    for shape in shapes:
+        x = torch.randn(shape, generator=generator) * 3 + 1
+        got, failed = _try(center, x.clone())
+        if failed is not None:
+            if "must match the size" in failed.message:
+                return Feedback(False, failed.message + " (x.mean(dim=-1) drops the last dimension;"
+                                " keepdim=True keeps it as size 1.)")
+            return failed
+        if not isinstance(got, torch.Tensor):
+            return Feedback(False, f"center returned {type(got).__name__}; return a tensor.")
+        if got.shape != x.shape:
+            return Feedback(False, f"for x of shape {tuple(x.shape)} it returned shape {tuple(got.shape)}: keep x's shape.")
+        want = x - x.mean(dim=-1, keepdim=True)
+        if not torch.allclose(got.float(), want, atol=1e-5):
+            return Feedback(False, f"for x of shape {tuple(x.shape)}: " + _center_hint(x, got.float()))
+    return Feedback(True, f"right for shapes {', '.join(map(str, shapes))}: the (…, 1) mean is stretched over each vector.")
 
 
 @never_raises
@@ -167,59 +228,183 @@ def check_parameter_count(count) -> Feedback:
 
 # --- 01 tokenizing ------------------------------------------------------------------------------
 
-@never_raises
-def check_merge_function(merge) -> Feedback:
-    """01, exercise 1: ``merge(ids, pair, new_id)`` replaces each occurrence of ``pair``."""
-    if (missing := _unanswered(merge)) is not None:
-        return missing
-    from .tokenizer import merge_pair
-    cases = [
-        ([1, 2, 3, 1, 2], (1, 2), 99),
-        ([5, 5, 5], (5, 5), 7),  # overlapping: left to right gives [7, 5]
-        ([], (1, 2), 3),
-        ([1], (1, 2), 3),
-        ([1, 3, 2], (1, 2), 3),
-    ]
-    rng = random.Random(0)
-    cases += [([rng.randrange(4) for _ in range(12)], (rng.randrange(4), rng.randrange(4)), 9) for _ in range(20)]
-    for ids, pair, new_id in cases:
-        want = merge_pair(ids, pair, new_id)
-        got, failed = _try(merge, list(ids), pair, new_id)
-        if failed is not None:
-            return failed
-        if list(got) != want:
-            return Feedback(False, f"merge({ids}, {pair}, {new_id}) gave {list(got)}, expected {want}.")
-    return Feedback(True, f"all {len(cases)} cases pass, including the overlapping [5, 5, 5].")
+# Two texts for check_bpe_trainer: English with runs of one letter ("zzz", "baaa"), where a
+# merge that reuses a merged token goes wrong; and a seeded jumble of a few letters, full of
+# ties, that no list copied from the first text fits.
+_BPE_TEXT = ("Mmm, the cat sat on the mat. Aaah, zzz... The bees buzzz, buzzz, buzzz! "
+             "I saw a baaaad sheep: baaa, baaa. That is the end of the story, the end.")
 
 
-@never_raises
-def check_pair_counts(count_pairs) -> Feedback:
-    """01, exercise 2: ``count_pairs(ids)`` -> {pair: count} of adjacent pairs."""
-    if (missing := _unanswered(count_pairs)) is not None:
-        return missing
+def _bpe_cases() -> list[tuple[str, int]]:
+    rng = random.Random(17)
+    jumble = " ".join("".join(rng.choice("aabc") for _ in range(rng.randint(1, 6))) for _ in range(60))
+    return [(_BPE_TEXT, 12), (jumble, 20)]
+
+
+def _overlapping_merge(ids, pair, new_id):
+    """A typical wrong merge: every position that starts the pair becomes new_id, so "aaa"
+    gives two new tokens (and keeps a stray byte) instead of [new_id, a]."""
+    return [new_id if tuple(ids[i:i + 2]) == tuple(pair) else t for i, t in enumerate(ids)]
+
+
+def _naive_bpe(text, num_merges, *, split=True, weighted=True, smallest_on_ties=True, merge=None):
+    """Notebook 01's loop, with switches that reproduce typical mistakes. Returns the merged
+    pairs and, for each step, the pair counts it chose from."""
     from collections import Counter
+    from itertools import pairwise
 
-    rng = random.Random(1)
-    cases = [[1, 2, 3, 1, 2], [5, 5, 5], [], [7]] + [[rng.randrange(5) for _ in range(15)] for _ in range(10)]
-    for ids in cases:
-        want = Counter(zip(ids, ids[1:]))
-        got, failed = _try(count_pairs, list(ids))
+    import regex
+
+    from .tokenizer import GPT2_SPLIT_PATTERN, merge_pair
+
+    chunk_counts = Counter(regex.findall(GPT2_SPLIT_PATTERN, text) if split else [text])
+    words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+    weights = list(chunk_counts.values()) if weighted else [1] * len(words)
+    merges, history = [], []
+    for new_id in range(256, 256 + num_merges):
+        counts = Counter()
+        for word, weight in zip(words, weights):
+            for pair in pairwise(word):
+                counts[pair] += weight
+        if not counts:
+            break
+        if smallest_on_ties:
+            best = min(counts, key=lambda pair: (-counts[pair], pair))
+        else:
+            best = max(counts, key=counts.get)  # the tied pair met first
+        words = [(merge or merge_pair)(word, best, new_id) for word in words]
+        merges.append(best)
+        history.append(counts)
+    return merges, history
+
+
+_BPE_MISTAKES = [
+    ({"split": False}, ("your merges cross word borders: pre-split the text first, "
+     "chunks = regex.findall(GPT2_SPLIT_PATTERN, text), and merge only inside each chunk.")),
+    ({"weighted": False}, ("each distinct chunk counted once: weight its pairs by how often "
+     "the chunk occurs in the text (' the' occurs far more often than ' mat').")),
+    ({"smallest_on_ties": False}, ("ties broken another way: when pairs are equally frequent, take "
+     "the smallest (left, right), as BPETokenizer does: min(counts, key=lambda p: (-counts[p], p)).")),
+    ({"merge": _overlapping_merge}, ("a run such as 'zzz' must become [new, 'z'], not two new "
+     "tokens: after merging a pair, skip both of its tokens (as the notebook's `merge` does).")),
+]
+
+
+def _read_merges(got, num_merges) -> list[tuple[int, int]]:
+    """The student's merges as (left, right) pairs; ((left, right), new_id) is read too."""
+    form = "return a list of the merged pairs of ids, e.g. [(32, 116), (104, 101), ...]"
+    if isinstance(got, (str, bytes, dict)) or not hasattr(got, "__iter__"):
+        raise Unreadable(f"train_bpe returned {_short(got)}: {form}.")
+    pairs = []
+    for k, item in enumerate(got):
+        try:
+            if isinstance(item, (str, bytes)):
+                raise TypeError
+            if len(item) == 2 and hasattr(item[0], "__len__"):  # ((left, right), new_id)
+                item, new_id = item
+                if _whole(new_id) != 256 + k:
+                    raise Unreadable(f"merge {k + 1} has the new id {new_id!r}; new ids count "
+                                     f"up from 256, so it should be {256 + k}.")
+            if isinstance(item, (str, bytes)) or len(item) != 2:
+                raise TypeError
+            pairs.append((_whole(item[0]), _whole(item[1])))
+        except (TypeError, Unreadable) as err:
+            reason = str(err) if isinstance(err, Unreadable) and "new id" in str(err) else ""
+            raise Unreadable(reason or f"item {k} is {_short(item)}: {form}.") from None
+    if len(pairs) != num_merges:
+        raise Unreadable(f"train_bpe(text, {num_merges}) returned {len(pairs)} merges; "
+                         f"it should make {num_merges} (new ids 256 to {255 + num_merges}).")
+    return pairs
+
+
+def _bpe_hint(text, num_merges, pairs, want) -> str:
+    """What is wrong with the student's merges, as specifically as it can be said."""
+    from .tokenizer import render_token
+
+    repeated = next((p for k, p in enumerate(pairs) if p in pairs[:k]), None)
+    if repeated is not None:
+        return (f"you merged the pair {repeated} twice: keep the merged words, "
+                "words = [merge(word, pair, new_id) for word in words], so each merge builds on the last.")
+    if all(max(p) < 256 for p in pairs) and any(max(p) >= 256 for p in want):
+        return ("all your merges join two single bytes (ids below 256), but BPE builds on its own "
+                "merges (' t' + 'he' -> ' the'): count the pairs again after each merge.")
+    for switches, hint in _BPE_MISTAKES:
+        with contextlib.suppress(Exception):
+            if _naive_bpe(text, num_merges, **switches)[0] == pairs:
+                return hint
+    k = next(i for i, (a, b) in enumerate(zip(pairs, want)) if a != b)
+    if max(pairs[k]) >= 256 + k:
+        return (f"merge {k + 1} uses the id {max(pairs[k])}, which no merge has made yet: the "
+                f"first merge makes 256, the next 257, so merge {k + 1} can use ids up to {255 + k}.")
+    pieces = {i: bytes([i]) for i in range(256)}
+    for i, (left, right) in enumerate(want[:k]):
+        pieces[256 + i] = pieces[left] + pieces[right]
+
+    def show(pair):
+        return " + ".join(repr(render_token(pieces[i])) for i in pair)
+
+    counts = _naive_bpe(text, k + 1)[1][k]
+    yours, best = counts.get(pairs[k], 0), counts[want[k]]
+    agree = f" (the first {k} agree)" if k else ""
+    start = f"merge {k + 1}{agree}: you merged {show(pairs[k])}, expected {show(want[k])}"
+    if yours == best:
+        return (f"{start}; both occur {best} times, a tie: take the smallest (left, right), "
+                "min(counts, key=lambda p: (-counts[p], p)).")
+    return f"{start}, which occurs {best} times (yours {yours})."
+
+
+@never_raises
+def check_bpe_trainer(train_bpe) -> Feedback:
+    """01, exercise 1: ``train_bpe(text, num_merges)`` -> the merged pairs, in the order learnt;
+    compared with ``BPETokenizer().train`` on two texts."""
+    if (missing := _unanswered(train_bpe)) is not None:
+        return missing
+    if not callable(train_bpe):
+        return Feedback(False, "pass your function itself, check_bpe_trainer(train_bpe), without calling it.")
+    from .tokenizer import BPETokenizer
+
+    for text, num_merges in _bpe_cases():
+        got, failed = _try(train_bpe, text, num_merges)
         if failed is not None:
             return failed
-        if dict(got) != dict(want):
-            return Feedback(False, f"count_pairs({ids}) gave {dict(got)}, expected {dict(want)}.")
-    return Feedback(True, "adjacent pairs counted right; this is the inner loop of BPE training.")
+        pairs = _read_merges(got, num_merges)
+        tokenizer = BPETokenizer().train(text, vocab_size=256 + num_merges, special_tokens=())
+        want = [pair for pair, _ in tokenizer.merges]
+        if pairs != want:
+            hint = _bpe_hint(text, num_merges, pairs, want)
+            return Feedback(False, f"on the text {text[:24]!r}... ({num_merges} merges): {hint}")
+    return Feedback(True, "the same merges as BPETokenizer.train on both texts: you have written a BPE trainer.")
+
+def _verdict_words() -> frozenset[str]:
+    """Every run of letters in The Verdict: what makes a word real for exercise 01.2 (read
+    each time: 20 kB, and a missing file then gives feedback, not a stale answer)."""
+    import re
+
+    from .data import fetch
+
+    text = fetch("the-verdict.txt", quiet=True).read_text(encoding="utf-8")
+    return frozenset(re.findall(r"[^\W\d_]+", text))
 
 
 @never_raises
 def check_three_token_word(word) -> Feedback:
-    """01, exercise 3: a single word (no spaces) that GPT-2 splits into at least 3 tokens."""
+    """01, exercise 2: a word of The Verdict that GPT-2 splits into at least 3 tokens, counted
+    as it stands in a sentence, with its leading space."""
     if (missing := _unanswered(word)) is not None:
         return missing
     from .tokenizer import gpt2_tokenizer
 
     if not isinstance(word, str) or not word.isalpha():
         return Feedback(False, "give one word made of letters, as a string, e.g. \"tokenizer\".")
+    try:
+        story = _verdict_words()
+    except (OSError, RuntimeError) as err:  # no copy of the story (DataError): say so, not guess
+        return Feedback(False, f"could not read the-verdict.txt to check that '{word}' is in it ({err}).")
+    if word not in story:
+        other = sorted(w for w in story if w.lower() == word.lower())
+        spelt = f" (it has {', '.join(other)}: mind the capitals)" if other else ""
+        return Feedback(False, f"'{word}' does not occur in The Verdict{spelt}: search the story's "
+                        "words, e.g. those of split_text(raw_text), instead of guessing.")
     tokenizer = gpt2_tokenizer()
     # mid-sentence a word comes with its leading space, and GPT-2 learnt most words that way
     ids = tokenizer.encode(" " + word, disallowed_special=())
@@ -247,15 +432,33 @@ def check_num_windows(count) -> Feedback:
 
 
 @never_raises
-def check_no_overlap_stride(stride) -> Feedback:
-    """02, exercise 2: the stride for max_length=6 that neither overlaps nor skips tokens."""
-    if (missing := _unanswered(stride)) is not None:
+def check_num_windows_function(num_windows) -> Feedback:
+    """02, exercise 2: ``num_windows(n_tokens, max_length, stride)`` as arithmetic, checked
+    against ``len(window_starts(...))`` on short texts, exact fits and long ones."""
+    if (missing := _unanswered(num_windows)) is not None:
         return missing
-    if _whole(stride) == 6:
-        return Feedback(True, "stride = max_length: each token is an input exactly once per epoch.")
-    if _whole(stride) < 6:
-        return Feedback(False, f"with stride {_whole(stride)} consecutive windows share {6 - _whole(stride)} tokens.")
-    return Feedback(False, f"with stride {_whole(stride)}, {_whole(stride) - 6} tokens between windows are never inputs.")
+    from .dataset import window_starts
+
+    cases = [(100, 8, 4), (100, 8, 8), (101, 8, 4), (9, 8, 1), (8, 8, 1), (3, 8, 2), (0, 4, 1)]
+    cases += [(n, m, s) for n in (17, 33, 64, 65, 1000) for m in (1, 4, 16) for s in (1, 3, 4, 16, 20)]
+    for n, max_length, stride in cases:
+        got, failed = _try(num_windows, n, max_length, stride)
+        if failed is not None:
+            return failed
+        want = len(window_starts(n, max_length, stride))
+        if _whole(got) != want:
+            return Feedback(False, f"num_windows({n}, {max_length}, {stride}) = {_short(got)}, expected {want}: {_window_count_hint(n, max_length, stride, _whole(got))}")
+    return Feedback(True, f"right on {len(cases)} cases, including texts too short for any window.")
+
+
+def _window_count_hint(n: int, max_length: int, stride: int, got: int) -> str:
+    """Why a window count is off, for the usual slips: no guard for short texts, or counting
+    the window whose target would run past the text."""
+    if n <= max_length:
+        return "a text needs max_length + 1 tokens for one window, so this one has none (not a negative count)."
+    if got == (n - max_length) // stride + 1:
+        return "one too many: the last window's targets need the token after its inputs, so the last start is n - max_length - 1."
+    return "count the starts 0, stride, 2·stride, … that are at most n - max_length - 1."
 
 
 @never_raises
@@ -338,6 +541,44 @@ def check_lookup_function(lookup) -> Feedback:
     return Feedback(True, "same as nn.Embedding, for single ids, a sequence and a batch.")
 
 
+@never_raises
+def check_input_embeddings(input_embeddings) -> Feedback:
+    """03, exercise 4: ``input_embeddings(ids, tok_weight, pos_weight)`` for ids of shape
+    (batch, num_tokens): each token's row plus the row of its position 0, 1, …"""
+    if (missing := _unanswered(input_embeddings)) is not None:
+        return missing
+    import torch
+
+    generator = torch.Generator().manual_seed(4)
+    tok_weight, pos_weight = torch.randn(12, 5, generator=generator), torch.randn(7, 5, generator=generator)
+    for ids in (torch.tensor([[3, 1, 4, 1]]), torch.tensor([[2, 7, 1], [8, 2, 8]]), torch.tensor([[5, 5, 5, 5, 5, 5, 5]])):
+        got, failed = _try(input_embeddings, ids, tok_weight, pos_weight)
+        if failed is not None:
+            return failed
+        want = tok_weight[ids] + pos_weight[torch.arange(ids.shape[1])]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return Feedback(False, f"for ids of shape {tuple(ids.shape)} expected shape {tuple(want.shape)}, got {_short(got) if not isinstance(got, torch.Tensor) else tuple(got.shape)}.")
+        if not torch.allclose(got.float(), want, atol=1e-5):
+            return Feedback(False, f"wrong values for ids {ids.tolist()}: {_input_embedding_hint(got.float(), ids, tok_weight, pos_weight)}")
+    return Feedback(True, "token rows plus position rows, broadcast over the batch: what GPTModel's first line computes.")
+
+
+def _input_embedding_hint(got, ids, tok_weight, pos_weight) -> str:
+    """Name the usual slip: positions looked up by token id, or left out, or no token rows."""
+    import torch
+
+    positions = pos_weight[torch.arange(ids.shape[1])]
+    slips = {
+        "the positions are looked up by token id; look them up by place in the sequence, 0, 1, …, num_tokens - 1.": tok_weight[ids] + pos_weight[ids.clamp(max=pos_weight.shape[0] - 1)],
+        "those are the token vectors alone: add the position vectors.": tok_weight[ids],
+        "those are the position vectors alone: add them to the token vectors.": positions.expand_as(tok_weight[ids]),
+    }
+    for hint, slip in slips.items():
+        if slip.shape == got.shape and slip.allclose(got, atol=1e-5):
+            return hint
+    return "each id picks its row of tok_weight, and position p adds row p of pos_weight."
+
+
 @contextlib.contextmanager
 def _forbidden(module, name: str):
     """While the student's function runs, ``module.name`` raises: the exercise is to do its
@@ -356,56 +597,9 @@ def _forbidden(module, name: str):
 
 # --- 04 attention -------------------------------------------------------------------------------
 
-ATTENTION_INPUTS = [  # "Your journey starts with one step", 3-d embeddings
-    [0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
-    [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55],
-]
-
-
-@never_raises
-def check_attention_weights(weights) -> Feedback:
-    """04, exercise 1: simple attention weights of the query "starts" (row 2) over all six."""
-    if (missing := _unanswered(weights)) is not None:
-        return missing
-    import torch
-
-    inputs = torch.tensor(ATTENTION_INPUTS)
-    want = torch.softmax(inputs @ inputs[2], dim=0)
-    got = torch.as_tensor(weights, dtype=torch.float32).flatten()
-    if got.shape == want.shape and torch.allclose(got, want, atol=1e-3):
-        return Feedback(True, f"{[round(w, 4) for w in want.tolist()]}: they sum to 1.")
-    if got.shape == want.shape and torch.allclose(got, torch.softmax(inputs @ inputs[2] / math.sqrt(3), dim=0), atol=1e-3):
-        return Feedback(False, "that is scaled attention (÷ √3); simple attention takes the softmax of the raw dot products, no scaling.")
-    if got.shape == want.shape and torch.allclose(got, inputs @ inputs[2], atol=1e-3):
-        return Feedback(False, "those are the scores; normalise them with a softmax.")
-    if got.shape == want.shape and torch.allclose(got, torch.softmax(inputs @ inputs[1], dim=0), atol=1e-3):
-        return Feedback(False, "that is the query 'journey' (row 1); 'starts' is row 2.")
-    return Feedback(False, "scores are the dot products of row 2 with every row; then softmax.")
-
-
-@never_raises
-def check_causal_mask(mask) -> Feedback:
-    """04, exercise 2: a (4, 4) boolean mask, True where attention must be blocked."""
-    if (missing := _unanswered(mask)) is not None:
-        return missing
-    import torch
-
-    want = torch.triu(torch.ones(4, 4, dtype=torch.bool), diagonal=1)
-    got = torch.as_tensor(mask)
-    if got.shape != (4, 4):
-        return Feedback(False, f"the mask should be (4, 4), one row per query, got {tuple(got.shape)}.")
-    if torch.equal(got.bool(), want):
-        return Feedback(True, "True above the diagonal: token i may not see tokens after i.")
-    if torch.equal(got.bool(), ~want):
-        return Feedback(False, "inverted: True should mark the *blocked* positions (the future).")
-    if torch.equal(got.bool(), torch.triu(torch.ones(4, 4, dtype=torch.bool))):
-        return Feedback(False, "the diagonal must stay visible: a token may attend to itself.")
-    return Feedback(False, "try torch.triu(torch.ones(4, 4, dtype=torch.bool), diagonal=1).")
-
-
 @never_raises
 def check_split_heads_shape(shape) -> Feedback:
-    """04, exercise 3: queries of MultiHeadAttention(d_out=768, 12 heads), batch 2, 10 tokens,
+    """04, exercise 2: queries of MultiHeadAttention(d_out=768, 12 heads), batch 2, 10 tokens,
     after ``view`` into heads and ``transpose(1, 2)``."""
     if (missing := _unanswered(shape)) is not None:
         return missing
@@ -415,6 +609,200 @@ def check_split_heads_shape(shape) -> Feedback:
     if answer == (2, 10, 12, 64):
         return Feedback(False, "that is after view; transpose(1, 2) swaps tokens and heads.")
     return Feedback(False, "head_dim = d_out / num_heads; the heads become a batch-like dimension.")
+
+
+ATTENTION_FORBIDDEN = ("scaled_dot_product_attention", "causal_attention_weights")
+
+
+@contextlib.contextmanager
+def _without_sdpa():
+    """While the student's function runs, PyTorch's fused attention raises: the exercise is to
+    write its steps."""
+    import torch.nn.functional as F
+
+    original = F.scaled_dot_product_attention
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("this exercise is to write the steps yourself, without scaled_dot_product_attention")
+
+    F.scaled_dot_product_attention = refuse
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = original
+
+
+def _causal_cases():
+    """(queries, keys, values) for one sequence, a batch, and a batch of heads; d_k = 4 and
+    d_v = 3 differ from each other and from the 5 tokens, so each wrong scale shows."""
+    import torch
+
+    generator = torch.Generator().manual_seed(17)
+    return [
+        tuple(torch.randn(*lead, 5, d, generator=generator) for d in (4, 4, 3))
+        for lead in ((), (2,), (2, 3))
+    ]
+
+
+def _causal_mistakes(queries, keys, values) -> dict:
+    """What typical slips compute, each with the hint that names it."""
+    import torch
+
+    n, d_k, d_v = queries.shape[-2], keys.shape[-1], values.shape[-1]
+    scores = queries @ keys.transpose(-2, -1)
+    future = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+
+    def attend(scaled, blocked, dim=-1):
+        return torch.softmax(scaled.masked_fill(blocked, -torch.inf), dim=dim) @ values
+
+    scaled = scores / d_k**0.5
+    return {
+        "no scaling: divide the scores by √d_k (keys.shape[-1]) before the softmax.": attend(scores, future),
+        "divide by √d_k, the square root, not by d_k itself.": attend(scores / d_k, future),
+        "scale by √d_k, the keys' last dimension (keys.shape[-1]), not by the number of tokens.": attend(scores / n**0.5, future),
+        "scale by √d_k, the keys' dimension (keys.shape[-1]), not the values'.": attend(scores / d_v**0.5, future),
+        "no mask: each token sees the future; set the scores above the diagonal to -inf.": attend(scaled, future & False),
+        "the mask is on the wrong side: it hides the past and shows the future. Block the keys *after* the query: torch.triu(..., diagonal=1).": attend(scaled, future.T),
+        "softmax over the wrong dimension: each query's row of weights (dim=-1, over the keys) must sum to 1.": attend(scaled, future, dim=-2),
+        "you zeroed the future after the softmax, so the rows no longer sum to 1: mask the scores with -inf before the softmax.": (torch.softmax(scaled, dim=-1) * ~future) @ values,
+    }
+
+
+def _causal_hint(got, queries, keys, values) -> str:
+    import torch
+
+    n = queries.shape[-2]
+    if torch.isnan(got).any():
+        return ("some outputs are NaN: either 0 · (-inf) (mask with masked_fill, not a multiplication) "
+                "or a row with every key masked (keep the diagonal: torch.triu(..., diagonal=1)).")
+    want_shape = (*queries.shape[:-1], values.shape[-1])
+    if tuple(got.shape) == (*queries.shape[:-1], n) and n != values.shape[-1]:
+        return f"shape {tuple(got.shape)} is that of the attention weights: return weights @ values, {want_shape}."
+    if tuple(got.shape) != want_shape:
+        return f"the context vectors have shape {want_shape} (one per query, as wide as the values), got {tuple(got.shape)}."
+    for hint, mistake in _causal_mistakes(queries, keys, values).items():
+        if torch.allclose(got, mistake, atol=1e-4):
+            return hint
+    return "follow the steps: scores = q @ kᵀ, ÷ √d_k, future scores -> -inf, softmax over the keys, @ values."
+
+
+@never_raises
+def check_causal_attention(my_causal_attention) -> Feedback:
+    """04, exercise 1: ``my_causal_attention(queries, keys, values)`` -> context vectors, written
+    without scaled_dot_product_attention; checked on one sequence, a batch and a batch of heads."""
+    if (missing := _unanswered(my_causal_attention)) is not None:
+        return missing
+    if not callable(my_causal_attention):
+        return Feedback(False, "write a function: def my_causal_attention(queries, keys, values): ... return context")
+    code = getattr(my_causal_attention, "__code__", None)
+    used = set(getattr(code, "co_names", ())) | set(getattr(code, "co_freevars", ()))
+    if used & set(ATTENTION_FORBIDDEN):
+        return Feedback(False, f"this exercise is to write the steps yourself, without {min(used & set(ATTENTION_FORBIDDEN))}.")
+    import torch
+    from torch import nn
+
+    from .attention import causal_attention_weights, causal_mask
+
+    for queries, keys, values in _causal_cases():
+        with _without_sdpa():
+            got, failed = _try(my_causal_attention, queries.clone(), keys.clone(), values.clone())
+        if failed is not None:
+            if queries.dim() > 2:  # a slip that only shows on a batch
+                failed.message += " (On a batch use keys.transpose(-2, -1), not .T, and queries.shape[-2] tokens.)"
+            return failed
+        if not isinstance(got, torch.Tensor):
+            return Feedback(False, f"return a tensor (weights @ values), not {type(got).__name__}.")
+        want = causal_attention_weights(queries, keys, causal_mask(5), nn.Dropout(0.0)) @ values
+        if got.shape != want.shape or not torch.allclose(got.float(), want, atol=1e-4):
+            where = f"with queries of shape {tuple(queries.shape)}"
+            return Feedback(False, f"{where}: {_causal_hint(got.float(), queries, keys, values)}")
+    return Feedback(True, "the same context vectors as CausalAttention, for one sequence, a batch and a batch of heads.")
+
+
+@never_raises
+def check_copy_weights(copy_weights) -> Feedback:
+    """04, exercise 3 (the book's exercise 3.1): ``copy_weights(sa_v2, sa_v1)`` sets sa_v1's three
+    matrices from sa_v2's layers, so that both give the same outputs."""
+    if (missing := _unanswered(copy_weights)) is not None:
+        return missing
+    if not callable(copy_weights):
+        return Feedback(False, "write a function: def copy_weights(sa_v2, sa_v1): ...")
+    for d_in, d_out in ((3, 2), (4, 4)):  # a square case too, where a missing .T runs silently
+        feedback = _check_copy_once(copy_weights, d_in, d_out)
+        if feedback is not None:
+            return feedback
+    return Feedback(True, "sa_v1 now computes what sa_v2 does: W_query = W_query.weight.T, and so for keys and values.")
+
+
+V1_MATRICES = ("W_query", "W_key", "W_value")
+
+
+def _check_copy_once(copy_weights, d_in: int, d_out: int) -> Feedback | None:
+    import torch
+
+    from .attention import SelfAttention_v1, SelfAttention_v2
+
+    with torch.random.fork_rng(devices=[]):  # leave the student's random state alone
+        torch.manual_seed(789)
+        v2 = SelfAttention_v2(d_in, d_out)
+        torch.manual_seed(123)
+        v1 = SelfAttention_v1(d_in, d_out)
+    before_v1 = {name: getattr(v1, name).detach().clone() for name in V1_MATRICES}
+    before_v2 = {name: p.detach().clone() for name, p in v2.named_parameters()}
+    try:
+        result = copy_weights(v2, v1)
+    except Exception as err:  # noqa: BLE001 - the student's code may fail; say how
+        return Feedback(False, _copy_error_hint(err, d_in, d_out))
+    target = result if isinstance(result, SelfAttention_v1) else v1
+    if any(not torch.equal(p.detach(), before_v2[name]) for name, p in v2.named_parameters()):
+        return Feedback(False, "sa_v2 changed: copy from sa_v2 into sa_v1, not the other way round.")
+    wrong = _copy_mismatches(target, v2, before_v1)
+    if wrong:
+        return Feedback(False, wrong)
+    x = torch.rand(6, d_in, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        same = torch.allclose(SelfAttention_v1.forward(target, x), v2(x), atol=1e-5)
+    return None if same else Feedback(False, "the matrices look right but the outputs differ: set each of W_query, W_key, W_value.")
+
+
+def _copy_error_hint(err: Exception, d_in: int, d_out: int) -> str:
+    text = f"copy_weights raised {type(err).__name__}: {str(err).rstrip('.')}"
+    if "leaf Variable" in str(err) or "requires grad" in str(err):
+        return text + ". Wrap the copies in `with torch.no_grad():`, since the parameters track gradients."
+    if "size" in str(err) or "shape" in str(err):
+        return (text + f". nn.Linear stores its weight as (d_out, d_in) = ({d_out}, {d_in}), "
+                f"sa_v1's matrices are (d_in, d_out) = ({d_in}, {d_out}): copy the transpose, .weight.T.")
+    return text
+
+
+def _copy_mismatches(v1, v2, before_v1) -> str:
+    """The first thing wrong with v1's matrices, or '' when each is v2's layer transposed."""
+    import torch
+
+    unchanged, transposed, other = [], [], []
+    for name in V1_MATRICES:
+        got = getattr(v1, name, None)
+        want = getattr(v2, name).weight.detach()
+        if not isinstance(got, torch.Tensor):
+            other.append(name)
+        elif got.shape == want.T.shape and torch.allclose(got.detach(), want.T):
+            continue
+        elif got.shape == want.shape and torch.allclose(got.detach(), want):
+            transposed.append(name)
+        elif got.shape == before_v1[name].shape and torch.equal(got.detach(), before_v1[name]):
+            unchanged.append(name)
+        else:
+            other.append(name)
+    if transposed:
+        return (f"{', '.join(transposed)} not transposed: nn.Linear stores its weight as (d_out, d_in); "
+                f"sa_v1 multiplies x @ W with W of shape (d_in, d_out): use .weight.T.")
+    if len(unchanged) == len(V1_MATRICES):
+        return "sa_v1 is unchanged: set its W_query, W_key and W_value from sa_v2 (inside torch.no_grad())."
+    if unchanged:
+        return f"{', '.join(unchanged)} still hold sa_v1's own values: copy all three matrices, not only {', '.join(n for n in V1_MATRICES if n not in unchanged)}."
+    if other:
+        return f"{', '.join(other)} do not match: each of sa_v1's matrices comes from the layer of the same name in sa_v2."
+    return ""
 
 
 # --- 05 the GPT architecture -------------------------------------------------------------------
