@@ -1,11 +1,12 @@
 """Phase 03, token and positional embeddings: the pieces that are not just ``nn.Embedding``.
 
 GPT-2 learns its absolute position embeddings (an ``nn.Embedding`` over positions, see
-``GPTModel.pos_emb``). Two other schemes are shown for comparison in notebook 03:
+``GPTModel.pos_emb``). Two other schemes are shown for comparison:
 
-- the original Transformer's fixed sinusoids (``sinusoidal_positions``),
-- rotary position embeddings, RoPE (``apply_rope``), used by Llama and most recent LLMs: they
-  rotate queries and keys so that their dot product depends only on the *relative* distance.
+- the original Transformer's fixed sinusoids (``sinusoidal_positions``, notebook 03),
+- rotary position embeddings, RoPE (``apply_rope``, notebook 04), used by Llama and most recent
+  LLMs: they rotate queries and keys so that their dot product depends only on the *relative*
+  distance.
 """
 
 from __future__ import annotations

@@ -1,13 +1,17 @@
 """helpers.concepts and helpers.model configs: the book's numbers for phase 00."""
 
 import torch
+from torch.utils.data import DataLoader
 
 from helpers.concepts import (
     SimpleNet,
+    ToyDataset,
     autograd_gradients,
     chain_rule_gradients,
+    compute_accuracy,
     count_parameters,
     draw_computational_graph,
+    local_derivatives,
     toy_classification_data,
 )
 from helpers.model import CONFIG_FIELDS, GPT2_SIZES, GPT_CONFIG_124M, gpt2_config
@@ -47,13 +51,61 @@ def test_one_sgd_step_lowers_the_loss_and_moves_weights_by_lr_times_grad():
     assert after < loss
 
 
-def test_graph_drawing_shows_the_gradients():
+def test_local_derivatives_multiply_to_the_gradients():
+    for params in [{}, {"x": 2.0, "y": 0.0, "w": -0.5, "b": 0.5}]:
+        d, grads = local_derivatives(**params), autograd_gradients(**params)
+        assert abs(d["dL/da"] * d["da/dz"] * d["dz/dw"] - grads.dL_dw) < 1e-6
+        assert abs(d["dL/da"] * d["da/dz"] * d["dz/db"] - grads.dL_db) < 1e-6
+
+
+def test_graph_drawing_shows_the_local_derivatives_and_gradients():
     import matplotlib
 
     matplotlib.use("Agg")
     fig = draw_computational_graph()
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "-0.0898" in texts and "-0.0817" in texts and "σ(z)" in texts
+    # the edge labels the notebook's "by hand" cell computes: a(1-a) and -1/a at a = σ(2.42)
+    assert "0.0750" in texts and "-1.0889" in texts and "x = 1.1" in texts
+
+
+def test_toy_dataset_follows_the_dataset_contract():
+    X, y = toy_classification_data()
+    dataset = ToyDataset(X, y)
+    assert len(dataset) == 5
+    features, label = dataset[3]
+    assert torch.equal(features, X[3]) and label.item() == 1
+    batches = list(DataLoader(dataset, batch_size=2))
+    assert [len(labels) for _, labels in batches] == [2, 2, 1]
+
+
+class FixedPredictions(torch.nn.Module):
+    """A 'model' whose logits pick the class stored in each example's first feature."""
+
+    def forward(self, features):
+        return torch.nn.functional.one_hot(features[:, 0].long(), 2).float()
+
+
+def test_accuracy_counts_examples_not_batches():
+    # 3 right in a batch of 4, then 0 right in a batch of 1: 3/5, not the batch mean (0.75 + 0) / 2
+    predicted = torch.tensor([[1.0], [0.0], [1.0], [0.0], [1.0]])
+    labels = torch.tensor([1, 0, 1, 1, 0])
+    loader = DataLoader(ToyDataset(predicted, labels), batch_size=4)
+    model = FixedPredictions().train()
+    assert compute_accuracy(model, loader) == 3 / 5
+    assert not model.training  # it evaluates: dropout would be off
+
+
+def test_accuracy_of_a_trained_simple_net_on_the_toy_data():
+    torch.manual_seed(123)
+    model = SimpleNet(2, 2)
+    X, y = toy_classification_data()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(20):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(X), y).backward()
+        optimizer.step()
+    assert compute_accuracy(model, DataLoader(ToyDataset(X, y), batch_size=2)) == 1.0
 
 
 def test_gpt2_configs():

@@ -98,3 +98,24 @@ def test_works_with_the_simple_tokenizer(verdict):
     tokenizer = SimpleTokenizerV2(build_vocab(verdict, special_tokens=("<|endoftext|>", "<|unk|>")))
     dataset = GPTDatasetV1(verdict, tokenizer, max_length=4, stride=4)
     assert len(dataset) == len(range(0, 4_690 - 4, 4))
+
+
+def test_stride_max_length_leaves_the_tail_unused(verdict):
+    """Notebook 02: with stride = max_length = 256 the last 25 tokens of the story are never an
+    input (only the first of them is a target): the windows stop where a whole window no longer fits."""
+    tokenizer = gpt2_tokenizer()
+    ids = tokenizer.encode(verdict)
+    dataset = GPTDatasetV1(verdict, tokenizer, max_length=256, stride=256)
+    used_as_input = {int(t) for i in range(len(dataset)) for t in range(dataset.starts[i], dataset.starts[i] + 256)}
+    assert len(dataset) == 20 and len(ids) - len(used_as_input) == 25
+    assert max(used_as_input) == len(ids) - 26  # every unused one is in the tail
+    assert dataset[len(dataset) - 1][1][-1].item() == ids[len(ids) - 25]  # last target: first tail token
+
+
+def test_window_count_has_a_closed_form():
+    """The formula of notebook 02's exercise 2, against the range the dataset uses."""
+    for n in range(40):
+        for max_length in range(1, 10):
+            for stride in range(1, 12):
+                formula = max(0, (n - max_length - 1) // stride + 1)
+                assert formula == len(window_starts(n, max_length, stride)), (n, max_length, stride)

@@ -11,14 +11,19 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from helpers.tokenizer import SimpleTokenizerV1, build_vocab, gpt2_tokenizer  # noqa: E402
 from helpers.widgets.embedding_explorer import (  # noqa: E402
+    DEFAULT_TEXT,
     DEFAULT_WORDS,
+    UNTRAINED_TITLE,
     cosine_similarities,
     embedding_explorer,
+    lookup_html,
+    lookup_rows,
     nearest_neighbours,
     neighbours_html,
     parse_words,
     pca_2d,
     plot_embeddings,
+    plot_lookup,
     word_token_ids,
     word_vectors,
 )
@@ -198,3 +203,60 @@ def test_embedding_explorer_with_a_fresh_embedding_and_default_tokenizer():
     ex = embedding_explorer(torch.nn.Embedding(50257, 16), words=("one", "two"), query="three")
     assert len(_points(ex.figure)) == 2 and ex.weight.shape == (50257, 16)
     assert "three" in ex.neighbours.value
+
+
+# --- the lookup (notebook 03) ------------------------------------------------------------------
+
+
+def test_lookup_rows_are_the_rows_the_ids_pick(gpt2, planted):
+    rows, notes = lookup_rows(planted, gpt2, DEFAULT_TEXT)
+    ids = gpt2.encode(DEFAULT_TEXT)
+    assert notes == [] and [r.token_id for r in rows] == ids and len(ids) == 11
+    assert [r.position for r in rows] == list(range(11))
+    assert rows[0].text == "The" and rows[3].text == " the"
+    torch.testing.assert_close(torch.stack([r.vector for r in rows]), planted[ids])
+    assert "special token" in lookup_rows(planted, gpt2, "a <|endoftext|>")[1][0]
+    assert "beyond this embedding's 100 rows" in lookup_rows(planted[:100], gpt2, "king")[1][0]
+
+
+def test_lookup_html_marks_repeated_tokens(gpt2, planted):
+    html = lookup_html(planted, gpt2, DEFAULT_TEXT, dims=4)
+    assert html.count("<tr>") == 1 + 11
+    assert "(11, 8) tensor" in html and "50,257 × 8" in html
+    assert html.count("same row as position 3") == 2  # " the" again at positions 6 and 9
+    assert html.count("same row as position") == 5  # the, the, man, bit, dog
+    assert f"{planted[464][0].item():+.2f}" in html  # 'The' is row 464: its first number shown
+    assert "Type a text" in lookup_html(planted, gpt2, "  ")
+    assert "special token" in lookup_html(planted, gpt2, "<|endoftext|>")
+
+
+def test_plot_lookup_draws_one_line_per_token(gpt2, planted):
+    fig = plot_lookup(planted, gpt2, DEFAULT_TEXT, dims=5)
+    image = fig.axes[0].images[0].get_array()
+    assert image.shape == (11, 5)
+    assert (image[3] == image[6]).all() and (image[0] != image[3]).any()  # ' the' twice; 'The'
+    assert "11 tokens pick 6 different rows" in fig.axes[0].get_title()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "0: 'The' → row 464"
+    empty = plot_lookup(planted, gpt2, "<|endoftext|>")
+    assert "special token" in empty.axes[0].texts[0].get_text()
+
+
+def test_an_untrained_table_is_labelled_as_random(gpt2, planted):
+    fig = plot_embeddings(planted, gpt2, ["cat", "dog"], trained=False)
+    assert fig.axes[0].get_title().startswith(UNTRAINED_TITLE)
+    assert UNTRAINED_TITLE not in plot_embeddings(planted, gpt2, ["cat", "dog"]).axes[0].get_title()
+    assert "chance" in neighbours_html(planted, gpt2, "king", trained=False)
+    assert "chance" not in neighbours_html(planted, gpt2, "king")
+
+
+def test_explorer_lookup_box_and_plain_text_summary(gpt2, planted):
+    ex = embedding_explorer(planted, gpt2, k=3, trained=False)
+    assert ex.lookup.value.count("<tr>") == 1 + 11
+    assert ex.figure.axes[0].get_title().startswith(UNTRAINED_TITLE)
+    assert "chance" in ex.neighbours.value
+    summary = repr(ex)  # what a reader without a kernel sees instead of "VBox(children=..."
+    assert summary.startswith("Embedding explorer, random 50,257 × 8 table: 11 tokens pick rows 464,")
+    assert "VBox" not in summary and len(summary) <= 110
+    ex.text.value = "king queen"
+    assert ex.lookup.value.count("<tr>") == 1 + 2 and "2 tokens pick rows" in repr(ex)

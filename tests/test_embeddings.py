@@ -53,3 +53,39 @@ def test_rope_is_a_rotation():
     rotated = apply_rope(x, torch.arange(5))
     assert torch.allclose(rotated.norm(dim=-1), x.norm(dim=-1), atol=1e-5)  # lengths unchanged
     assert torch.allclose(rotated[:, 0], x[:, 0])  # position 0: no rotation
+
+
+def test_sinusoid_similarity_depends_only_on_distance_and_falls_off():
+    """Notebook 03's figure and its printed numbers: position p is as alike to p + d as any
+    other pair d apart, and nearer positions are more alike (over short distances)."""
+    unit = torch.nn.functional.normalize(sinusoidal_positions(64, 64), dim=1)
+    similarity = unit @ unit.T
+    for d in (1, 2, 10, 30):
+        along = torch.diagonal(similarity, offset=d)
+        torch.testing.assert_close(along, torch.full_like(along, along[0].item()), atol=1e-5, rtol=0)
+    first_row = similarity[0, :6]
+    assert (first_row[1:] < first_row[:-1]).all()  # falls off over the first 5 positions...
+    printed = similarity[10, [11, 12, 20, 40]]
+    assert (printed[1:] < printed[:-1]).all()  # ...and, with ripples, over longer distances
+    assert similarity[10, 11].item() == pytest.approx(0.966, abs=5e-4)
+
+
+def test_unmasked_attention_is_blind_to_order_and_causal_attention_is_not():
+    """Notebook 03, why positions: permuting the input of attention without a mask permutes its
+    output; with the causal mask it does not."""
+    from helpers.attention import (
+        causal_attention_weights,
+        causal_mask,
+        simple_self_attention,
+    )
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 3)
+    order = torch.tensor([4, 3, 2, 1, 0])
+    context, _ = simple_self_attention(x)
+    torch.testing.assert_close(simple_self_attention(x[order])[0], context[order])
+
+    def causal(v):
+        return causal_attention_weights(v, v, causal_mask(5), torch.nn.Identity()) @ v
+
+    assert not torch.allclose(causal(x[order]), causal(x)[order], atol=1e-3)

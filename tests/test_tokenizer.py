@@ -586,7 +586,8 @@ def test_simple_trainer_learns_the_fast_trainers_merges_property(text, n):
 
 
 def test_shown_objects_stay_small():
-    """What notebook 01 shows with show_source: the idea, at about a book's page."""
+    """What notebook 01 shows with show_source (and train_bpe_simple, the loop it builds in
+    cells and times): the idea, at about a book's page."""
     assert len(inspect.getsourcelines(train_bpe_simple)[0]) <= 30
     assert len(inspect.getsourcelines(BPETokenizer.encode_chunk)[0]) <= 20
     assert len(inspect.getsourcelines(BPETokenizer)[0]) <= 170

@@ -1,7 +1,11 @@
-"""Embedding explorer: token vectors as points, and which tokens lie closest (notebooks 02, 05).
+"""Embedding explorer: the lookup of a text's rows, token vectors as points, and which tokens
+lie closest (notebook 03 on a random table, notebook 06 on GPT-2's trained one).
 
-Pure functions do the work; the widget only wires two text boxes to them:
+Pure functions do the work; the widget only wires text boxes to them:
 
+- ``lookup_rows(weight, tokenizer, text)``          each token of a text, its id and its row
+- ``lookup_html(weight, tokenizer, text)``          those rows as a table
+- ``plot_lookup(weight, tokenizer, text)``          those rows as a heatmap, one row per token
 - ``pca_2d(vectors)``                               (n, d) -> (n, 2) by principal components
 - ``nearest_neighbours(weight, token_id, k)``       most similar tokens by cosine similarity
 - ``word_vectors(weight, tokenizer, words)``        one vector per word, and notes on the rest
@@ -10,7 +14,8 @@ Pure functions do the work; the widget only wires two text boxes to them:
 - ``embedding_explorer(weight, tokenizer)``         the interactive version
 
 ``weight`` is any (vocab_size, dim) matrix: a fresh ``nn.Embedding`` (random, so any pattern
-is chance), a trained model's ``tok_emb``, or GPT-2's ``wte``.
+is chance: pass ``trained=False`` and the figures and tables say so), a trained model's
+``tok_emb``, or GPT-2's ``wte``.
 
 Words are looked up as they appear inside a sentence, with a leading space: GPT-2 has one
 token for " king" and another for "king" at the start of a text, and the mid-sentence one is
@@ -46,6 +51,8 @@ DEFAULT_WORDS = (
     "cat",
     "dog",
 )
+DEFAULT_TEXT = "The dog bit the man and the man bit the dog"
+UNTRAINED_TITLE = "random vectors: no structure yet"
 POINT_COLOR = "#2563eb"
 MULTI_TOKEN_COLOR = "#ea580c"
 BAR_COLOR = "#93c5fd"
@@ -196,6 +203,120 @@ def word_vectors(weight, tokenizer, words, leading_space: bool = True):
     return shown, notes
 
 
+# --- the lookup itself -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupRow:
+    """One token of a text: where it stands, its id, and the row of the table it picks."""
+
+    position: int
+    token_id: int
+    text: str
+    vector: torch.Tensor
+
+
+def lookup_rows(weight, tokenizer, text: str) -> tuple[list[LookupRow], list[str]]:
+    """``(rows, notes)``: text -> token ids -> ``weight[id]`` for each token, in order; a note
+    instead of rows when the text cannot be encoded or has ids beyond the table."""
+    weight = as_weight(weight)
+    try:
+        ids = _encode(text, tokenizer)
+    except Exception as err:  # noqa: BLE001 - a special token, or a word a word-level tokenizer lacks
+        why = "it contains a special token" if "special" in str(err) else type(err).__name__
+        return [], [f"“{text}” cannot be encoded by this tokenizer ({why})."]
+    outside = [i for i in ids if not 0 <= i < weight.shape[0]]
+    if outside:
+        return [], [f"token id {outside[0]} is beyond this embedding's {weight.shape[0]:,} rows."]
+    rows = [
+        LookupRow(position, i, token_text(i, tokenizer), weight[i])
+        for position, i in enumerate(ids)
+    ]
+    return rows, []
+
+
+def _numbers(vector: torch.Tensor, dims: int) -> str:
+    shown = " ".join(f"{v:+.2f}" for v in vector[:dims].tolist())
+    return shown + (" …" if vector.shape[0] > dims else "")
+
+
+def lookup_html(weight, tokenizer, text: str, dims: int = 6) -> str:
+    """A table of the text's tokens, their ids and the rows they pick (first ``dims`` numbers);
+    a repeated token is marked as picking the same row again."""
+    text = text.strip()
+    if not text:
+        return _message("Type a text to see which rows of the table its tokens pick.")
+    rows, notes = lookup_rows(weight, tokenizer, text)
+    if not rows:
+        return notes_html(notes or [f"“{text}” gives no tokens."])
+    vocab_size, dim = as_weight(weight).shape
+    first_seen: dict[int, int] = {}
+    lines = []
+    for row in rows:
+        again = first_seen.setdefault(row.token_id, row.position)
+        same = f"same row as position {again}" if again != row.position else ""
+        lines.append(
+            f'<tr><td style="{_CELL}; color:{MUTED_COLOR}">{row.position}</td>'
+            f'<td style="{_CELL}; font-family:monospace; white-space:pre">'
+            f"{visible_text(row.text, show_whitespace=True)}</td>"
+            f'<td style="{_CELL}">{row.token_id}</td>'
+            f'<td style="{_CELL}; font-family:monospace; white-space:pre">'
+            f"{_numbers(row.vector, dims)}</td>"
+            f'<td style="{_CELL}; color:{MUTED_COLOR}">{same}</td></tr>'
+        )
+    header = (
+        f'<div style="{_FONT}; color:{TEXT_COLOR}; margin-bottom:3px">{len(rows)} tokens → '
+        f"{len(rows)} ids → {len(rows)} rows of the {vocab_size:,} × {dim} table: the embedding "
+        f"of this text is a ({len(rows)}, {dim}) tensor "
+        f'<span style="color:{MUTED_COLOR}">(first {min(dims, dim)} of {dim} numbers shown)'
+        "</span></div>"
+    )
+    heads = "".join(
+        f'<th style="{_CELL}; border-bottom:1px solid #e5e7eb">{h}</th>'
+        for h in ("position", "token", "id = row", "the row's numbers", "")
+    )
+    table = (
+        f'<table style="{_FONT}; color:{TEXT_COLOR}; border-collapse:collapse">'
+        f"<thead><tr>{heads}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    )
+    return f'<div style="background:#ffffff; padding:4px 6px">{header}{table}</div>'
+
+
+def plot_lookup(weight, tokenizer, text: str = DEFAULT_TEXT, dims: int = 16, ax=None):
+    """The rows a text's tokens pick, as a heatmap: one line per token, ``dims`` columns.
+
+    A token that appears twice picks the same row twice, so its two lines are identical.
+    Returns the ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    rows, notes = lookup_rows(weight, tokenizer, text)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.42 * max(len(rows), 2)))
+    else:
+        fig = ax.figure
+    if not rows:
+        message = notes[0] if notes else "Type a text to see the rows its tokens pick."
+        ax.text(0.5, 0.5, message, ha="center", va="center", color=MUTED_COLOR, wrap=True)
+        ax.axis("off")
+        return fig
+    vocab_size, dim = as_weight(weight).shape
+    shown = torch.stack([row.vector[:dims] for row in rows])
+    limit = float(shown.abs().max()) or 1.0
+    image = ax.imshow(shown.numpy(), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r.position}: {r.text!r} → row {r.token_id}" for r in rows])
+    ax.set_xlabel(f"the row's first {shown.shape[1]} numbers (of {dim})")
+    distinct = len({r.token_id for r in rows})
+    ax.set_title(
+        f"{len(rows)} tokens pick {distinct} different rows of the {vocab_size:,} × {dim} table",
+        fontsize=11,
+    )
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+    fig.tight_layout()
+    return fig
+
+
 # --- figure ----------------------------------------------------------------------------------
 
 
@@ -206,11 +327,13 @@ def plot_embeddings(
     ax=None,
     leading_space: bool = True,
     show_notes: bool = True,
+    trained: bool = True,
 ):
     """The words' embedding vectors projected to 2-D by PCA, one labelled point per word.
 
     Words of several tokens are drawn in orange as the mean of their tokens (``*``); words
-    that cannot be shown are listed under the plot (``show_notes``). Returns the ``Figure``.
+    that cannot be shown are listed under the plot (``show_notes``). ``trained=False`` says in
+    the title that the points are random. Returns the ``Figure``.
     """
     import matplotlib.pyplot as plt
 
@@ -252,9 +375,8 @@ def plot_embeddings(
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         dim = as_weight(weight).shape[1]
-        ax.set_title(
-            f"{len(shown)} words' {dim}-dimensional embeddings, projected to 2-D", fontsize=11
-        )
+        title = f"{len(shown)} words' {dim}-dimensional embeddings, projected to 2-D"
+        ax.set_title(title if trained else f"{UNTRAINED_TITLE}\n{title}", fontsize=11)
     if notes:  # one line each, under the axes
         lines = [textwrap.shorten(note, 110, placeholder=" …") for note in notes]
         fig.text(0.01, 0.01, "\n".join(lines), fontsize=8, color=MUTED_COLOR, va="bottom")
@@ -280,8 +402,11 @@ def notes_html(notes) -> str:
     return _message("<br>".join(html.escape(n) for n in notes)) if notes else ""
 
 
-def neighbours_html(weight, tokenizer, word: str, k: int = 8, leading_space: bool = True) -> str:
-    """A table of the ``k`` tokens nearest to ``word`` by cosine similarity, with bars."""
+def neighbours_html(
+    weight, tokenizer, word: str, k: int = 8, leading_space: bool = True, trained: bool = True
+) -> str:
+    """A table of the ``k`` tokens nearest to ``word`` by cosine similarity, with bars;
+    ``trained=False`` warns that a random table's neighbours are chance."""
     word = word.strip()
     if not word:
         return _message("Type a word to see its nearest tokens.")
@@ -312,6 +437,11 @@ def neighbours_html(weight, tokenizer, word: str, k: int = 8, leading_space: boo
         f'of their embeddings <span style="color:{MUTED_COLOR}">(1 = same direction, '
         "0 = unrelated)</span></div>"
     )
+    if not trained:
+        header += _message(
+            "This table is untrained: its rows are random, so these neighbours are chance, "
+            "not meaning. On a trained table (notebook 06) related tokens come first."
+        )
     heads = "".join(
         f'<th style="{_CELL}; border-bottom:1px solid #e5e7eb">{h}</th>'
         for h in ("#", "token", "id", "cosine", "")
@@ -332,17 +462,24 @@ def embedding_explorer(
     words=DEFAULT_WORDS,
     k: int = 8,
     query: str | None = None,
+    text: str = DEFAULT_TEXT,
+    trained: bool = True,
 ):
-    """Type words to see their embeddings in 2-D (PCA) and any word's nearest tokens.
+    """Type a text to see the rows its tokens pick; words to see their embeddings in 2-D (PCA);
+    a word to see its nearest tokens.
 
     ``weight_or_embedding``: an ``nn.Embedding`` or a (vocab_size, dim) tensor; ``tokenizer``
-    defaults to GPT-2's. The returned ``VBox`` has ``.words`` and ``.query`` (Text), ``.k``
-    (IntSlider), ``.plot`` (Output with the scatter), ``.notes`` (HTML: words that could not
-    be shown), ``.neighbours`` (HTML), ``.figure`` (the last figure drawn) and ``.update()``.
+    defaults to GPT-2's; ``trained=False`` (a fresh, random table) says on the figure and the
+    neighbours that any pattern is chance. The returned box has ``.text``, ``.words`` and
+    ``.query`` (Text), ``.k`` (IntSlider), ``.lookup`` (HTML: the rows picked), ``.plot``
+    (Output with the scatter), ``.notes`` (HTML: words that could not be shown),
+    ``.neighbours`` (HTML), ``.figure`` (the last figure drawn) and ``.update()``.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import display
+
+    from .panel import panel
 
     if tokenizer is None:
         from ..tokenizer import gpt2_tokenizer
@@ -350,6 +487,14 @@ def embedding_explorer(
         tokenizer = gpt2_tokenizer()
     weight = as_weight(weight_or_embedding)
     style = {"description_width": "100px"}
+    text_box = widgets.Text(
+        value=text,
+        description="text",
+        placeholder="a sentence whose tokens to look up",
+        continuous_update=False,
+        style=style,
+        layout=widgets.Layout(width="95%"),
+    )
     words_box = widgets.Text(
         value=", ".join(words),
         description="words",
@@ -368,14 +513,18 @@ def embedding_explorer(
     k_slider = widgets.IntSlider(
         value=k, min=1, max=50, description="how many", continuous_update=False, style=style
     )
+    lookup = widgets.HTML()
     plot = widgets.Output()
     notes = widgets.HTML()
     neighbours = widgets.HTML()
 
+    def look_up(change=None):
+        lookup.value = lookup_html(weight, tokenizer, text_box.value)
+
     def draw(change=None):
         chosen = parse_words(words_box.value)
-        fig = plot_embeddings(weight, tokenizer, chosen, show_notes=False)  # notes go in HTML
-        notes.value = notes_html(word_vectors(weight, tokenizer, chosen)[1])
+        fig = plot_embeddings(weight, tokenizer, chosen, show_notes=False, trained=trained)
+        notes.value = notes_html(word_vectors(weight, tokenizer, chosen)[1])  # notes go in HTML
         box.figure = fig
         plot.clear_output(wait=True)
         with plot:
@@ -383,14 +532,28 @@ def embedding_explorer(
         plt.close(fig)  # shown once, in the Output; not again at the end of the cell
 
     def find(change=None):
-        neighbours.value = neighbours_html(weight, tokenizer, query_box.value, k_slider.value)
+        neighbours.value = neighbours_html(
+            weight, tokenizer, query_box.value, k_slider.value, trained=trained
+        )
 
     def update(change=None):
+        look_up()
         draw()
         find()
 
-    box = widgets.VBox(
+    def summary() -> str:
+        rows, _ = lookup_rows(weight, tokenizer, text_box.value.strip())
+        ids = ", ".join(str(r.token_id) for r in rows)
+        kind = "trained" if trained else "random"
+        return (
+            f"Embedding explorer, {kind} {weight.shape[0]:,} × {weight.shape[1]} table: "
+            f"{len(rows)} tokens pick rows {ids}"
+        )
+
+    box = panel(
         [
+            text_box,
+            lookup,
             words_box,
             notes,
             widgets.HBox(
@@ -398,13 +561,15 @@ def embedding_explorer(
                 layout=widgets.Layout(flex_flow="row wrap"),  # table below the plot if narrow
             ),
         ],
+        summary=summary,
         layout=widgets.Layout(width="100%"),
     )
+    text_box.observe(look_up, names="value")
     words_box.observe(draw, names="value")
     query_box.observe(find, names="value")
     k_slider.observe(find, names="value")
-    box.words, box.query, box.k = words_box, query_box, k_slider
-    box.plot, box.notes, box.neighbours, box.update = plot, notes, neighbours, update
-    box.weight, box.tokenizer = weight, tokenizer
+    box.text, box.words, box.query, box.k = text_box, words_box, query_box, k_slider
+    box.lookup, box.plot, box.notes, box.neighbours = lookup, plot, notes, neighbours
+    box.update, box.weight, box.tokenizer = update, weight, tokenizer
     update()
     return box
