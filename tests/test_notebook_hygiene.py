@@ -51,6 +51,31 @@ def test_the_colab_cell_comes_first_and_is_the_same_everywhere(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_colab_cell_is_folded_away(path):
+    """Students meet the lesson first, not subprocess and pip: Colab shows the cell's title as a
+    form, Jupyter collapses its source."""
+    cell = load(path)["cells"][0]
+    assert cell["source"][0].startswith("#@title ")
+    assert cell["metadata"].get("cellView") == "form"
+    assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True
+
+
+NEXT_LINK = re.compile(r"\A\*\*Next:\*\* \[(\d\d) · [^\]]+\]\((\d\d_\w+\.ipynb)\) \S")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[:-1], ids=lambda p: p.stem)
+def test_every_notebook_ends_with_a_link_to_the_next(path):
+    last = load(path)["cells"][-1]
+    match = NEXT_LINK.match("".join(last["source"]))
+    assert last["cell_type"] == "markdown" and match, "the last cell is '**Next:** [NN · Title](file) ...'"
+    number, target = match.groups()
+    assert int(number) == int(path.name[:2]) + 1 and target[:2] == number
+    assert (path.parent / target).is_file()
+    # The Next line is the only one: no second one left inside the solutions above it.
+    assert all("**Next:**" not in "".join(c["source"]) for c in load(path)["cells"][:-1])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_kernelspec_is_python3(path):
     assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
 
@@ -85,6 +110,18 @@ def test_no_absolute_local_paths_in_outputs(path):
 def test_saved_widget_state_has_no_local_paths(path):
     state = json.dumps(load(path)["metadata"].get("widgets", {}))
     assert LOCAL_PATH.search(state) is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_saved_widget_reads_as_text(path):
+    """Where widgets cannot run (GitHub, a closed notebook) each shows its text/plain line: a
+    summary of what it showed (helpers/widgets/panel.py), never ``VBox(children=...``."""
+    for cell in code_cells(load(path)):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                text = "".join(data.get("text/plain", ""))
+                assert text.endswith("[run to interact]") and not text.startswith(("VBox(", "HBox(")), text
 
 
 # show_source's plain-text form: "helpers/model.py, lines 12–40", a blank line, the code.
