@@ -13,6 +13,7 @@ import html
 import math
 import numbers
 import random
+import re
 from dataclasses import dataclass
 
 
@@ -121,6 +122,31 @@ def _whole(value) -> int:
     if not math.isfinite(value) or value != int(value):
         raise Unreadable(f"{_short(value)} is not a whole number: a count has no fraction.")
     return int(value)
+
+
+def _choice(value, options: str = "abc") -> str:
+    """A multiple-choice answer as one letter: 'b', 'B', '(b)', 'b)' or ' b. ' all read as 'b';
+    'because of c', 'a or b' and 'bc' are refused, not read by their first character."""
+    if not isinstance(value, str):
+        raise Unreadable(f"{_short(value)} is not a choice: answer with one letter, e.g. \"{options[0]}\".")
+    letter = re.fullmatch(r"\s*\(?\s*([a-z])\s*[).:]?\s*", value.lower())
+    if letter is None or letter.group(1) not in options:
+        listed = ", ".join(f"'{o}'" for o in options)
+        raise Unreadable(f"{_short(value)} is not one of {listed}: answer with a single letter.")
+    return letter.group(1)
+
+
+def _one_of(value, phrases: dict[str, tuple[str, ...]]) -> str:
+    """A free-text answer matched to exactly one named phrase, as whole words: {'all':
+    ('all', 'all layers')} reads 'All layers' as 'all' but not 'small' or 'not all'."""
+    if not isinstance(value, str):
+        raise Unreadable(f"{_short(value)} is not text: answer in words, e.g. \"{next(iter(phrases))}\".")
+    words = " ".join(re.findall(r"[a-z0-9-]+", value.lower()))
+    found = {name for name, forms in phrases.items() if words in forms}
+    if len(found) != 1:
+        listed = ", ".join(f"'{name}'" for name in phrases)
+        raise Unreadable(f"{_short(value)}: answer with one of {listed}.")
+    return found.pop()
 
 
 def _shape(value) -> tuple[int, ...]:
