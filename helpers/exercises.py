@@ -838,6 +838,8 @@ def check_block_parameters(count) -> Feedback:
     """05, exercise 1: trainable parameters of one TransformerBlock of GPT-2 small."""
     if (missing := _unanswered(count)) is not None:
         return missing
+    if isinstance(count, str):  # "7,085,568" reads as text, not as a number
+        raise Unreadable(f"{_short(count)} is text: write the number without quotes, e.g. 1_234_567.")
     attention = 3 * 768 * 768 + (768 * 768 + 768)
     feed_forward = (768 * 3072 + 3072) + (3072 * 768 + 768)
     norms = 2 * (768 + 768)
@@ -865,6 +867,9 @@ def check_gelu_function(gelu) -> Feedback:
         return Feedback(True, "matches torch's gelu(approximate='tanh') on [-6, 6].")
     if isinstance(got, torch.Tensor) and got.shape == x.shape and torch.allclose(got, torch.relu(x), atol=1e-5):
         return Feedback(False, "that is ReLU; GELU is smooth and slightly negative just below 0.")
+    exact = torch.nn.functional.gelu(x)
+    if isinstance(got, torch.Tensor) and got.shape == x.shape and torch.allclose(got, exact, atol=1e-6):
+        return Feedback(False, "that is exact GELU (with erf); use the tanh approximation the book and GPT-2 use.")
     return Feedback(False, "0.5 · x · (1 + tanh(sqrt(2/π) · (x + 0.044715 · x³))).")
 
 
@@ -873,6 +878,8 @@ def check_output_shape(shape) -> Feedback:
     """05, exercise 3: logits of GPTModel(GPT_CONFIG_124M) for a batch of 3 texts of 7 tokens."""
     if (missing := _unanswered(shape)) is not None:
         return missing
+    if isinstance(shape, str):  # "3,7,50257" or "(3, 7, 50257)": text, not a shape
+        raise Unreadable(f"{_short(shape)} is text: write the shape as a tuple without quotes, e.g. (2, 4, 10).")
     answer = _shape(shape)
     if answer == (3, 7, 50257):
         return Feedback(True, "(3, 7, 50257): a score for every vocabulary entry, at every position.")
@@ -888,7 +895,7 @@ def check_perplexity(value) -> Feedback:
     """06, exercise 1: the perplexity of a cross-entropy loss of 10.7940."""
     if (missing := _unanswered(value)) is not None:
         return missing
-    want = math.exp(10.7940)
+    want = math.exp(10.7940)  # 48,727.6; the notebook's loss, 10.79398..., gives 48,725.9
     if math.isclose(_as_float(value), want, rel_tol=1e-3):
         return Feedback(True, f"e^10.7940 ≈ {want:,.0f}: as unsure as choosing among ~48,700 tokens.")
     if math.isclose(_as_float(value), math.log(10.7940), rel_tol=1e-3):
@@ -920,19 +927,135 @@ def check_overfitting_diagnosis(answer) -> Feedback:
     """06, exercise 3: train loss 0.39, validation loss 6.45: 'underfitting', 'overfitting' or 'good fit'?"""
     if (missing := _unanswered(answer)) is not None:
         return missing
-    text = str(answer).strip().lower()
-    if "over" in text:
+    diagnosis = _one_of(answer, {"overfitting": ("overfitting", "overfit", "over-fitting", "overfitted"),
+                                 "underfitting": ("underfitting", "underfit", "under-fitting"),
+                                 "good fit": ("good fit", "a good fit", "good")})
+    if diagnosis == "overfitting":
         return Feedback(True, "the model memorises the training text (loss 0.39) but predicts new text badly (6.45).")
-    if "under" in text:
+    if diagnosis == "underfitting":
         return Feedback(False, "an underfit model is bad on its training data too; 0.39 is very low.")
     return Feedback(False, "compare the two losses: which data does the model do well on?")
+
+
+PIZZA_LOGITS = (4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79)  # the book's toy next-token logits
+PIZZA_ID = 6
+
+
+@never_raises
+def check_pizza_count(count_pizza) -> Feedback:
+    """06, exercise 1 (the book's 5.1): ``count_pizza(temperature)``, how many of 1,000 tokens
+    drawn at that temperature are "pizza". Compared with the expected count, within the spread
+    of a binomial, so any seed and any correct way of sampling passes."""
+    if (missing := _unanswered(count_pizza)) is not None:
+        return missing
+    import torch
+
+    logits = torch.tensor(PIZZA_LOGITS, dtype=torch.float64)
+    for temperature in (0.1, 1.0, 5.0, 2.0):
+        got, failed = _try(count_pizza, temperature)
+        if failed is not None:
+            return failed
+        count = _whole(got)
+        p = torch.softmax(logits / temperature, dim=0)[PIZZA_ID].item()
+        expected, spread = 1000 * p, 5 * math.sqrt(1000 * p * (1 - p)) + 2
+        if abs(count - expected) <= spread:
+            continue
+        if count <= 1 and p > 0.01:
+            return Feedback(False, f"at temperature {temperature} you drew 'pizza' {count} times; expected about "
+                            f"{expected:.0f}: are the logits divided by the temperature before the softmax?")
+        q = torch.softmax(logits * temperature, dim=0)[PIZZA_ID].item()  # multiplied by the temperature
+        if abs(count - 1000 * q) <= 5 * math.sqrt(1000 * q * (1 - q)) + 2:
+            return Feedback(False, f"at temperature {temperature}: divide the logits by the temperature, do not multiply.")
+        return Feedback(False, f"at temperature {temperature} expected 'pizza' about {expected:.0f} times in 1,000 "
+                        f"draws, you counted {count}: draw 1,000 tokens from softmax(logits / temperature) and "
+                        "count those equal to vocab['pizza'].")
+    return Feedback(True, "'pizza' almost never comes up at temperatures 0.1 and 1, but about 4% of the time at 5: "
+                    "a high temperature lets nonsense through.")
+
+
+KV_CACHE_EXERCISE = {"n_layers": 24, "emb_dim": 1024, "n_heads": 16, "context": 1024, "batch": 4,
+                     "bytes_per_number": 4}
+
+
+@never_raises
+def check_kv_cache_bytes(value) -> Feedback:
+    """06, exercise 3: bytes of the KV cache of GPT-2 medium for a batch of 4 at full context."""
+    if (missing := _unanswered(value)) is not None:
+        return missing
+    c = KV_CACHE_EXERCISE
+    per_pair = c["n_layers"] * c["context"] * c["emb_dim"] * c["batch"]
+    want = 2 * per_pair * c["bytes_per_number"]
+    got = _as_float(value)
+    if got == want:
+        return Feedback(True, f"2 x 24 x 1,024 x 1,024 x 4 x 4 bytes = {want:,} bytes ≈ {want / 1e6:,.0f} MB.")
+    slips = {per_pair * c["bytes_per_number"]: "a key AND a value per token: multiply by 2.",
+             # leaving out the batch and leaving out the 4 bytes give the same number
+             want // 4: "one factor of 4 is missing: each sequence of the batch has its own cache, "
+                        "and each float32 number takes 4 bytes.",
+             want * c["n_heads"]: "the heads split emb_dim (16 x 64 = 1,024): do not multiply by the heads too.",
+             want / 1e6: "in bytes, please, not MB.", want / 2**20: "in bytes, please, not MiB."}
+    for slip, hint in slips.items():
+        if math.isclose(got, slip, rel_tol=1e-3):
+            return Feedback(False, hint)
+    return Feedback(False, "count the numbers stored: keys and values x layers x tokens x emb_dim x batch, "
+                    "then 4 bytes each.")
 
 
 # --- 07 LoRA -------------------------------------------------------------------------------------
 
 @never_raises
+def check_lora_model_parameters(count) -> Feedback:
+    """07, exercise 1: LoRA parameters of rank 8 on every Linear of GPT-2 medium with a 2-class head."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    r, d, layers = 8, 1024, 24
+    per_block = 4 * r * (d + d) + 2 * r * (d + 4 * d)
+    head = r * (d + 2)
+    want = layers * per_block + head
+    got = _whole(count)
+    if got == want:
+        return Feedback(True, f"{want:,} = 24 blocks × {per_block:,} + the head {head:,}.")
+    if got == layers * per_block:
+        return Feedback(False, "almost: the 2-class head (1024 → 2) gets an adapter too.")
+    if got == 12 * per_block + head:
+        return Feedback(False, "GPT-2 medium has 24 blocks, not 12.")
+    if got == 2 * want:
+        return Feedback(False, "that is rank 16; the exercise asks for rank 8.")
+    return Feedback(False, "per adapted Linear: r · (in + out). Per block: 4 attention projections (1024 → 1024) "
+                           "and 2 feed-forward layers (1024 → 4096, 4096 → 1024); then the head.")
+
+
+@never_raises
+def check_book_alpha(alpha) -> Feedback:
+    """07, exercise 2: our alpha (scaling alpha / rank) matching the book's update at rank 16, alpha 16."""
+    if (missing := _unanswered(alpha)) is not None:
+        return missing
+    value = _as_float(alpha)
+    if math.isclose(value, 256.0):
+        return Feedback(True, "alpha / 16 = 16 needs alpha = 256: the book's scale of 16 at rank 16.")
+    if math.isclose(value, 16.0):
+        return Feedback(False, "with alpha = 16 our scale is 16 / 16 = 1, the book's is 16: 16× smaller.")
+    if math.isclose(value, 1.0):
+        return Feedback(False, "1 is the book's alpha / rank; what alpha makes our alpha / 16 equal the book's 16?")
+    return Feedback(False, "the book multiplies A·B by alpha = 16; we multiply by alpha / rank with rank 16: solve alpha / 16 = 16.")
+
+
+@never_raises
+def check_both_zero(answer) -> Feedback:
+    """07, exercise 3: what happens if B and A both start at zero: 'a', 'b' or 'c'."""
+    if (missing := _unanswered(answer)) is not None:
+        return missing
+    choice = _choice(answer, "abc")
+    if choice == "c":
+        return Feedback(True, "A's gradient is x^T·(grad·B^T) = 0 and B's is (x·A)^T·grad = 0: both stay at zero forever.")
+    if choice == "a":
+        return Feedback(False, "B's gradient is (x·A)^T · grad: what is x·A when A is zero?")
+    return Feedback(False, "B's gradient needs x·A, and A's gradient needs B: with both zero, which one can move first?")
+
+
+@never_raises
 def check_lora_parameters(count) -> Feedback:
-    """07, exercise 1: LoRA parameters of rank 8 on an nn.Linear(768, 3072)."""
+    """07 (earlier exercise 1, kept for old notebooks): LoRA parameters of rank 8 on an nn.Linear(768, 3072)."""
     if (missing := _unanswered(count)) is not None:
         return missing
     want = 8 * (768 + 3072)
@@ -945,7 +1068,7 @@ def check_lora_parameters(count) -> Feedback:
 
 @never_raises
 def check_lora_scaling(scaling) -> Feedback:
-    """07, exercise 2: the scaling of an adapter with alpha = 32 and rank = 8."""
+    """07 (earlier exercise 2, kept for old notebooks): the scaling of an adapter with alpha = 32 and rank = 8."""
     if (missing := _unanswered(scaling)) is not None:
         return missing
     if math.isclose(_as_float(scaling), 4.0):
@@ -957,17 +1080,15 @@ def check_lora_scaling(scaling) -> Feedback:
 
 @never_raises
 def check_why_b_is_zero(answer) -> Feedback:
-    """07, exercise 3: why B starts at zero: 'a', 'b' or 'c'."""
+    """07 (earlier exercise 3, kept for old notebooks): why B starts at zero: 'a', 'b' or 'c'."""
     if (missing := _unanswered(answer)) is not None:
         return missing
-    choice = str(answer).strip().lower()[:1]
+    choice = _choice(answer, "abc")
     if choice == "b":
         return Feedback(True, "A·B = 0 at the start, so the adapted model begins exactly as the base model.")
     if choice == "a":
         return Feedback(False, "zeros do not make training faster; what do they do to the model's first outputs?")
-    if choice == "c":
-        return Feedback(False, "A is random, so gradients still flow to B; think about A·B at step 0.")
-    return Feedback(False, "answer 'a', 'b' or 'c'.")
+    return Feedback(False, "A is random, so gradients still flow to B; think about A·B at step 0.")
 
 
 # --- 08 classification ---------------------------------------------------------------------------
@@ -977,14 +1098,12 @@ def check_last_token_reason(answer) -> Feedback:
     """08, exercise 1: why classify from the last token: 'a', 'b' or 'c'."""
     if (missing := _unanswered(answer)) is not None:
         return missing
-    choice = str(answer).strip().lower()[:1]
+    choice = _choice(answer, "abc")
     if choice == "c":
         return Feedback(True, "with the causal mask only the last token has attended to every token of the message.")
     if choice == "a":
         return Feedback(False, "the last token is often just punctuation or padding; its position is what matters.")
-    if choice == "b":
-        return Feedback(False, "all positions have the same size of output; think about what each position can see.")
-    return Feedback(False, "answer 'a', 'b' or 'c'.")
+    return Feedback(False, "all positions have the same size of output; think about what each position can see.")
 
 
 @never_raises
@@ -993,11 +1112,18 @@ def check_accuracy(accuracy) -> Feedback:
     if (missing := _unanswered(accuracy)) is not None:
         return missing
     value = _as_float(accuracy)
-    if math.isclose(value, 0.9):
+    if math.isclose(value, 0.9, abs_tol=1e-6):  # a float32 tensor holds 0.9 as 0.89999998
         return Feedback(True, "270 / 300 = 0.9, i.e. 90%.")
-    if math.isclose(value, 90.0):
+    if math.isclose(value, 90.0, abs_tol=1e-4):
         return Feedback(False, "that is the percentage; give the fraction between 0 and 1.")
     return Feedback(False, "accuracy = correct predictions / all predictions.")
+
+
+TRAINABLE_CHOICES = {
+    "all layers": ("all", "all layers", "all of them", "the whole model", "everything"),
+    "last block": ("last block", "the last block", "last", "last layer", "the last layer", "head",
+             "the head", "last block and head"),
+}
 
 
 @never_raises
@@ -1005,12 +1131,62 @@ def check_trainable_choice(answer) -> Feedback:
     """08, exercise 3: which parameters to train for a small base model trained on little text."""
     if (missing := _unanswered(answer)) is not None:
         return missing
-    text = str(answer).strip().lower()
-    if "all" in text:
+    choice = _one_of(answer, TRAINABLE_CHOICES)
+    if choice == "all layers":
         return Feedback(True, "a weak base model's lower layers have little useful to keep; training all of them helps most.")
-    if "last" in text or "head" in text:
-        return Feedback(False, "that suits a strong base like GPT-2; a small model trained on 1 MB has little worth freezing.")
-    return Feedback(False, "answer 'all layers' or 'last block'.")
+    return Feedback(False, "that suits a strong base like GPT-2; a small model trained on 1 MB has little worth freezing.")
+
+
+def _real_token_cases():
+    """(logits, input_ids, pad_id) with messages of 6 (no padding), 3, 1 and 4 real tokens
+    padded on the right; pad id 9 and 3 classes, so a transposed or wrong-width answer shows."""
+    import torch
+
+    generator = torch.Generator().manual_seed(63)
+    lengths, seq_len, pad_id = (6, 3, 1, 4), 6, 9
+    input_ids = torch.randint(0, 9, (len(lengths), seq_len), generator=generator)
+    for row, length in enumerate(lengths):
+        input_ids[row, length:] = pad_id
+    logits = torch.randn(len(lengths), seq_len, 3, generator=generator)
+    return logits, input_ids, pad_id
+
+
+def _real_token_mistakes(logits, input_ids, pad_id) -> dict:
+    """What typical slips return, each with the hint that names it."""
+    import torch
+
+    rows = torch.arange(logits.shape[0])
+    first_pad = (input_ids != pad_id).sum(dim=1).clamp(max=logits.shape[1] - 1)
+    return {
+        "that is position -1, which is padding for a short message: pick each row's last non-padding token.": logits[:, -1, :],
+        "that is the first token of each message; the exercise asks for the last real one.": logits[:, 0, :],
+        "one position too far: that is the first padding token (index = number of real tokens - 1).": logits[rows, first_pad],
+    }
+
+
+@never_raises
+def check_last_real_token_logits(fn) -> Feedback:
+    """08, exercise 1 (the book's exercise 6.3): each row's logits at its last non-padding token."""
+    if (missing := _unanswered(fn)) is not None:
+        return missing
+    import torch
+
+    logits, input_ids, pad_id = _real_token_cases()
+    lengths = (input_ids != pad_id).sum(dim=1)
+    expected = logits[torch.arange(logits.shape[0]), lengths - 1]
+    got, failed = _try(fn, logits.clone(), input_ids.clone(), pad_id)
+    if failed is not None:
+        return failed
+    if not isinstance(got, torch.Tensor):
+        return Feedback(False, f"return a tensor of shape {tuple(expected.shape)}, not {type(got).__name__}.")
+    if tuple(got.shape) != tuple(expected.shape):
+        return Feedback(False, f"expected shape {tuple(expected.shape)} (batch, classes), got {tuple(got.shape)}.")
+    if torch.allclose(got.float(), expected):
+        return Feedback(True, "each row's logits at its last real token, wherever the padding starts.")
+    for hint, mistake in _real_token_mistakes(logits, input_ids, pad_id).items():
+        if torch.allclose(got.float(), mistake):
+            return Feedback(False, hint)
+    return Feedback(False, "for each row, count the tokens that are not pad_id and take the logits at that count - 1.")
 
 
 # --- 09 instruction fine-tuning -----------------------------------------------------------------
@@ -1045,11 +1221,67 @@ def check_template_mismatch(answer) -> Feedback:
     """09, exercise 3: a model trained on Alpaca prompts is asked in Phi-3 style. 'a', 'b' or 'c'?"""
     if (missing := _unanswered(answer)) is not None:
         return missing
-    choice = str(answer).strip().lower()[:1]
+    choice = _choice(answer)
     if choice == "b":
         return Feedback(True, "it learnt to answer after '### Response:'; an unfamiliar template gives worse, often rambling answers.")
     if choice == "a":
         return Feedback(False, "the template is text the model learnt from; it is not translated automatically.")
-    if choice == "c":
-        return Feedback(False, "nothing crashes: any text is valid input, the answers just get worse.")
-    return Feedback(False, "answer 'a', 'b' or 'c'.")
+    return Feedback(False, "nothing crashes: any text is valid input, the answers just get worse.")
+
+
+_PHI3_ENTRIES = (
+    {"instruction": "Name a primary colour.", "input": "", "output": "Red."},
+    {"instruction": "Convert to passive voice.", "input": "The cat chased the mouse.", "output": ""},
+    {"instruction": "Translate 'thank you' into German.", "input": "", "output": "Danke."},
+)
+
+
+def _phi3_reference(entry: dict) -> str:
+    """The book's exercise 7.1 prompt: role marker, instruction, the input on its own line if any."""
+    input_text = f"\n{entry['input']}" if entry["input"] else ""
+    return f"<|user|>\n{entry['instruction']}{input_text}"
+
+
+@never_raises
+def check_format_input_phi3(format_fn) -> Feedback:
+    """09, exercise 1: ``format_fn(entry)`` writes the Phi-3-style prompt (without the
+    ``<|assistant|>`` header); compared with the reference on entries with and without input."""
+    if (missing := _unanswered(format_fn)) is not None:
+        return missing
+    if not callable(format_fn):
+        return Feedback(False, "pass the function itself (format_input_phi3), not its result.")
+    for entry in _PHI3_ENTRIES:
+        got, failed = _try(format_fn, dict(entry))
+        if failed:
+            return failed
+        want = _phi3_reference(entry)
+        if not isinstance(got, str):
+            return Feedback(False, f"it returned a {type(got).__name__}; a prompt is a str.")
+        if got == want:
+            continue
+        if not entry["input"] and got == want + "\n":
+            return Feedback(False, "with an empty input, add nothing after the instruction (no empty line).")
+        if got.rstrip("\n") == want or got.startswith(want + "\n<|assistant|>"):
+            return Feedback(False, "return the prompt only: the '<|assistant|>:' header is added after it, and no trailing newline.")
+        if not got.startswith("<|user|>\n"):
+            return Feedback(False, "start with the role marker '<|user|>' and a newline.")
+        return Feedback(False, f"for {entry!r:.70} expected {want!r}, got {got!r:.80}.")
+    return Feedback(True, "the same prompt as the reference, with and without an input.")
+
+
+@never_raises
+def check_masked_ignored_targets(count) -> Feedback:
+    """09, exercise 2: -100s in the targets of ``custom_collate_fn(batch, mask_prompt=True)`` for
+    batch [([0, 1, 2, 3, 4], 3), ([5, 6], 1), ([7, 8, 9], 2)] (ids, prompt length)."""
+    if (missing := _unanswered(count)) is not None:
+        return missing
+    n = _whole(count)
+    if n == 8:
+        return Feedback(True, "8: padding gives 0 + 3 + 2, the prompt 2 + 0 + 1 (a prompt of p tokens hides the p - 1 targets that predict its own tokens 2..p).")
+    if n == 5:
+        return Feedback(False, "that is the padding alone, as without mask_prompt: the targets that predict prompt tokens are ignored too.")
+    if n == 11:
+        return Feedback(False, "one too many per row: the target at the prompt's last position predicts the first response token, so it is kept.")
+    if n in (3, 6):
+        return Feedback(False, "count both kinds: the padding after each row's first end token, and the targets that predict prompt tokens.")
+    return Feedback(False, "write out each row's targets (ids shifted by one, one end token, then padding), then mark the padding after the first end token and the targets of prompt tokens 2..p.")
