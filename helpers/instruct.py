@@ -4,7 +4,7 @@ The book's chapter 7, step by step::
 
     load_instruction_data()            1,100 {instruction, input, output} entries, validated
     load_instruction_splits()          (train, test, val) = 935 / 110 / 55, the book's split
-    format_input(entry)                the Alpaca-style prompt; format_input_phi3 for Phi-3
+    format_input(entry)                the Alpaca-style prompt; format_input_phi3, Phi-3-style
     InstructionDataset, custom_collate_fn, instruction_dataloaders
                                        token ids, padded batches, targets with -100 where the
                                        loss must ignore them (padding; the prompt if masked)
@@ -192,7 +192,7 @@ def format_input(entry: dict) -> str:
 
 
 def format_input_phi3(entry: dict) -> str:
-    """The Phi-3 style prompt of the book's exercise 7.1: shorter, so fewer tokens to train."""
+    """The Phi-3-style prompt of the book's exercise 7.1 (real Phi-3 adds <|end|>): fewer tokens."""
     input_text = f"\n{entry['input']}" if entry["input"] else ""
     return f"<|user|>\n{entry['instruction']}{input_text}"
 
