@@ -891,19 +891,6 @@ def check_output_shape(shape) -> Feedback:
 # --- 06 pretraining -----------------------------------------------------------------------------
 
 @never_raises
-def check_perplexity(value) -> Feedback:
-    """06, exercise 1: the perplexity of a cross-entropy loss of 10.7940."""
-    if (missing := _unanswered(value)) is not None:
-        return missing
-    want = math.exp(10.7940)  # 48,727.6; the notebook's loss, 10.79398..., gives 48,725.9
-    if math.isclose(_as_float(value), want, rel_tol=1e-3):
-        return Feedback(True, f"e^10.7940 ≈ {want:,.0f}: as unsure as choosing among ~48,700 tokens.")
-    if math.isclose(_as_float(value), math.log(10.7940), rel_tol=1e-3):
-        return Feedback(False, "perplexity is exp(loss), not log(loss).")
-    return Feedback(False, "perplexity = exp(cross-entropy loss), e.g. torch.exp(torch.tensor(10.7940)).")
-
-
-@never_raises
 def check_top_k_filter(top_k_filter) -> Feedback:
     """06, exercise 2: ``top_k_filter(logits, k)`` keeps the k largest logits, others -inf."""
     if (missing := _unanswered(top_k_filter)) is not None:
@@ -920,21 +907,6 @@ def check_top_k_filter(top_k_filter) -> Feedback:
         if not isinstance(got, torch.Tensor) or not torch.equal(got, want):
             return Feedback(False, f"for k={k} expected {want.tolist()}, got {got.tolist() if isinstance(got, torch.Tensor) else got}.")
     return Feedback(True, "the k largest logits survive, the rest become -inf, so softmax gives them 0.")
-
-
-@never_raises
-def check_overfitting_diagnosis(answer) -> Feedback:
-    """06, exercise 3: train loss 0.39, validation loss 6.45: 'underfitting', 'overfitting' or 'good fit'?"""
-    if (missing := _unanswered(answer)) is not None:
-        return missing
-    diagnosis = _one_of(answer, {"overfitting": ("overfitting", "overfit", "over-fitting", "overfitted"),
-                                 "underfitting": ("underfitting", "underfit", "under-fitting"),
-                                 "good fit": ("good fit", "a good fit", "good")})
-    if diagnosis == "overfitting":
-        return Feedback(True, "the model memorises the training text (loss 0.39) but predicts new text badly (6.45).")
-    if diagnosis == "underfitting":
-        return Feedback(False, "an underfit model is bad on its training data too; 0.39 is very low.")
-    return Feedback(False, "compare the two losses: which data does the model do well on?")
 
 
 PIZZA_LOGITS = (4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79)  # the book's toy next-token logits
@@ -1053,58 +1025,7 @@ def check_both_zero(answer) -> Feedback:
     return Feedback(False, "B's gradient needs x·A, and A's gradient needs B: with both zero, which one can move first?")
 
 
-@never_raises
-def check_lora_parameters(count) -> Feedback:
-    """07 (earlier exercise 1, kept for old notebooks): LoRA parameters of rank 8 on an nn.Linear(768, 3072)."""
-    if (missing := _unanswered(count)) is not None:
-        return missing
-    want = 8 * (768 + 3072)
-    if _whole(count) == want:
-        return Feedback(True, f"{want:,} = 8 · (768 + 3072): A is 768 × 8, B is 8 × 3072; the full matrix has {768 * 3072:,}.")
-    if _whole(count) == 8 * 768 * 3072:
-        return Feedback(False, "that is rank × in × out; A and B each have only one dimension of size r.")
-    return Feedback(False, "A has in_dim × r entries and B has r × out_dim.")
-
-
-@never_raises
-def check_lora_scaling(scaling) -> Feedback:
-    """07 (earlier exercise 2, kept for old notebooks): the scaling of an adapter with alpha = 32 and rank = 8."""
-    if (missing := _unanswered(scaling)) is not None:
-        return missing
-    if math.isclose(_as_float(scaling), 4.0):
-        return Feedback(True, "alpha / rank = 32 / 8 = 4: the update A·B is multiplied by 4.")
-    if math.isclose(_as_float(scaling), 0.25):
-        return Feedback(False, "upside down: it is alpha divided by rank.")
-    return Feedback(False, "scaling = alpha / rank.")
-
-
-@never_raises
-def check_why_b_is_zero(answer) -> Feedback:
-    """07 (earlier exercise 3, kept for old notebooks): why B starts at zero: 'a', 'b' or 'c'."""
-    if (missing := _unanswered(answer)) is not None:
-        return missing
-    choice = _choice(answer, "abc")
-    if choice == "b":
-        return Feedback(True, "A·B = 0 at the start, so the adapted model begins exactly as the base model.")
-    if choice == "a":
-        return Feedback(False, "zeros do not make training faster; what do they do to the model's first outputs?")
-    return Feedback(False, "A is random, so gradients still flow to B; think about A·B at step 0.")
-
-
 # --- 08 classification ---------------------------------------------------------------------------
-
-@never_raises
-def check_last_token_reason(answer) -> Feedback:
-    """08, exercise 1: why classify from the last token: 'a', 'b' or 'c'."""
-    if (missing := _unanswered(answer)) is not None:
-        return missing
-    choice = _choice(answer, "abc")
-    if choice == "c":
-        return Feedback(True, "with the causal mask only the last token has attended to every token of the message.")
-    if choice == "a":
-        return Feedback(False, "the last token is often just punctuation or padding; its position is what matters.")
-    return Feedback(False, "all positions have the same size of output; think about what each position can see.")
-
 
 @never_raises
 def check_accuracy(accuracy) -> Feedback:
@@ -1190,44 +1111,6 @@ def check_last_real_token_logits(fn) -> Feedback:
 
 
 # --- 09 instruction fine-tuning -----------------------------------------------------------------
-
-@never_raises
-def check_ignored_targets(count) -> Feedback:
-    """09, exercise 1: how many -100s ``custom_collate_fn`` puts in the targets of the batch
-    [[0, 1, 2, 3, 4], [5, 6], [7, 8, 9]]."""
-    if (missing := _unanswered(count)) is not None:
-        return missing
-    if _whole(count) == 5:
-        return Feedback(True, "5: row 2 gets three, row 3 two; each row keeps its first end-of-text token as a target.")
-    if _whole(count) == 7:
-        return Feedback(False, "the first padding token of each shorter row stays a target: the model must learn to stop.")
-    return Feedback(False, "pad every row to 6 with 50256, shift by one, then replace all but the first padding target by -100.")
-
-
-@never_raises
-def check_rouge_l(score) -> Feedback:
-    """09, exercise 2: ROUGE-L F1 of "the cat sat" against the reference "the cat sat on the mat"."""
-    if (missing := _unanswered(score)) is not None:
-        return missing
-    if math.isclose(_as_float(score), 2 / 3, abs_tol=1e-3):
-        return Feedback(True, "precision 3/3, recall 3/6, F1 = 2·1·0.5 / 1.5 = 0.667.")
-    if math.isclose(_as_float(score), 0.5, abs_tol=1e-3):
-        return Feedback(False, "that is the recall; ROUGE-L here is the F1 of precision and recall.")
-    return Feedback(False, "longest common subsequence = 3 words; precision = 3/3, recall = 3/6, then F1.")
-
-
-@never_raises
-def check_template_mismatch(answer) -> Feedback:
-    """09, exercise 3: a model trained on Alpaca prompts is asked in Phi-3 style. 'a', 'b' or 'c'?"""
-    if (missing := _unanswered(answer)) is not None:
-        return missing
-    choice = _choice(answer)
-    if choice == "b":
-        return Feedback(True, "it learnt to answer after '### Response:'; an unfamiliar template gives worse, often rambling answers.")
-    if choice == "a":
-        return Feedback(False, "the template is text the model learnt from; it is not translated automatically.")
-    return Feedback(False, "nothing crashes: any text is valid input, the answers just get worse.")
-
 
 _PHI3_ENTRIES = (
     {"instruction": "Name a primary colour.", "input": "", "output": "Red."},

@@ -132,37 +132,17 @@ def test_architecture_checkers():
 
 
 def test_pretraining_checkers():
-    import math
-
-    assert right(ex.check_perplexity(torch.exp(torch.tensor(10.7940))))
-    assert "not log" in ex.check_perplexity(math.log(10.7940)).message
-    assert wrong(ex.check_perplexity(10.7940))
-
     def good(logits, k):
         top = torch.topk(logits, k).values[-1]
         return torch.where(logits < top, torch.tensor(float("-inf")), logits)
     assert right(ex.check_top_k_filter(good))
     assert wrong(ex.check_top_k_filter(lambda logits, k: torch.topk(logits, k).values))
-    assert right(ex.check_overfitting_diagnosis("Overfitting"))
-    assert "underfit" in ex.check_overfitting_diagnosis("underfitting").message
-    assert wrong(ex.check_overfitting_diagnosis("good fit"))
 
 
-def test_lora_and_classification_checkers():
-    assert right(ex.check_lora_parameters(8 * (768 + 3072)))
-    assert "rank × in × out" in ex.check_lora_parameters(8 * 768 * 3072).message
-    assert right(ex.check_lora_scaling(32 / 8)) and wrong(ex.check_lora_scaling(0.25))
-    assert right(ex.check_why_b_is_zero("b")) and wrong(ex.check_why_b_is_zero("a"))
-    assert right(ex.check_last_token_reason("c")) and wrong(ex.check_last_token_reason("a"))
+def test_classification_checkers():
     assert right(ex.check_accuracy(270 / 300)) and "percentage" in ex.check_accuracy(90).message
     assert right(ex.check_trainable_choice("all layers"))
     assert wrong(ex.check_trainable_choice("last block"))
-
-
-def test_instruction_checkers():
-    assert right(ex.check_ignored_targets(5)) and "first padding" in ex.check_ignored_targets(7).message
-    assert right(ex.check_rouge_l(2 / 3)) and "recall" in ex.check_rouge_l(0.5).message
-    assert right(ex.check_template_mismatch("b")) and wrong(ex.check_template_mismatch("c"))
 
 
 CHECKERS = sorted(name for name in dir(ex) if name.startswith("check_"))
@@ -175,7 +155,15 @@ MALFORMED = {
 
 
 def test_every_checker_is_covered():
-    assert len(CHECKERS) >= 30  # the table below runs each of them
+    """The tables below run every checker, and every checker is one a notebook calls: none is
+    missing from the tables, and none is left behind when its exercise goes."""
+    import re
+    from pathlib import Path
+
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    called = {name for nb in notebooks.glob("*.ipynb")
+              for name in re.findall(r"exercises\.(check_\w+)", nb.read_text(encoding="utf-8"))}
+    assert len(called) == 29 and set(CHECKERS) == called
 
 
 @pytest.mark.parametrize("answer", MALFORMED.values(), ids=MALFORMED.keys())

@@ -69,10 +69,3 @@ def test_both_zero_reads_one_letter():
         assert right(ex.check_both_zero(answer))
     for answer in ("a", "b", "because of c", "c or b", "cc", 3, ["c"]):
         assert wrong(ex.check_both_zero(answer))
-
-
-def test_older_lora_checkers_read_choices_whole():
-    assert right(ex.check_why_b_is_zero("(b)")) and right(ex.check_why_b_is_zero("B"))
-    assert wrong(ex.check_why_b_is_zero("because of c")) and wrong(ex.check_why_b_is_zero("bc"))
-    assert right(ex.check_lora_parameters(30_720)) and wrong(ex.check_lora_parameters("30720"))
-    assert right(ex.check_lora_scaling(4)) and wrong(ex.check_lora_scaling(0.25))

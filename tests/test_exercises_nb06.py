@@ -102,27 +102,6 @@ def test_kv_cache_malformed_answers_get_feedback(answer):
     assert feedback.correct is not True and feedback.message
 
 
-# --- the older checkers, still used elsewhere and tested in test_exercises.py ------------------
-
-
-@pytest.mark.parametrize("answer", ["overfitting", "Overfitting", "overfit", " over-fitting. "])
-def test_overfitting_right_forms(answer):
-    assert right(ex.check_overfitting_diagnosis(answer))
-
-
-@pytest.mark.parametrize("answer", ["not overfitting", "underfitting", "good fit", "overfitting or underfitting",
-                                    "over", "", 0.39, None])
-def test_overfitting_wrong_or_unreadable_answers_do_not_pass(answer):
-    assert ex.check_overfitting_diagnosis(answer).correct is not True
-
-
-def test_perplexity_accepts_the_notebooks_number_and_the_exact_one():
-    assert right(ex.check_perplexity(48_725.9))   # exp of the notebook's loss, 10.79398...
-    assert right(ex.check_perplexity(math.exp(10.7940)))  # 48,727.6
-    assert wrong(ex.check_perplexity(10.7940))
-    assert wrong(ex.check_perplexity("48726"))
-
-
 def test_top_k_filter_rejects_trivial_answers():
     assert wrong(ex.check_top_k_filter(lambda logits, k: logits))
     assert wrong(ex.check_top_k_filter(lambda logits, k: torch.zeros_like(logits)))

@@ -76,16 +76,6 @@ def test_the_unwritten_exercise_is_not_answered():
 # --- multiple choice and free text ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answer", ["c", "C", "(c)", " c) ", "c."])
-def test_last_token_reason_accepts_c_in_any_usual_form(answer):
-    assert right(ex.check_last_token_reason(answer))
-
-
-@pytest.mark.parametrize("answer", ["a", "(b)", "because of c", "a or c", "bc", "d", 3, ["c"]])
-def test_last_token_reason_refuses_others_and_reads_more_than_one_character(answer):
-    assert wrong(ex.check_last_token_reason(answer))
-
-
 @pytest.mark.parametrize("answer", ["all", "All layers", "all layers.", "everything"])
 def test_trainable_choice_accepts_all_layers(answer):
     assert right(ex.check_trainable_choice(answer))

@@ -83,32 +83,3 @@ def test_masked_count_wrong_answers_fail(wrong):
 @pytest.mark.parametrize("answer", MALFORMED[1:] + [8.5, "8"])
 def test_masked_count_malformed_answers_fail(answer):
     assert exercises.check_masked_ignored_targets(answer).correct is False
-
-
-# --- exercise 3: template mismatch (multiple choice) -------------------------------------------
-
-@pytest.mark.parametrize("answer", ["b", "B", "(b)", " b. ", "b)"])
-def test_template_mismatch_right_forms_pass(answer):
-    assert passes(exercises.check_template_mismatch(answer))
-
-
-@pytest.mark.parametrize("answer", ["a", "c", "because of c", "bc", "a or b", "d", "(a)"])
-def test_template_mismatch_wrong_or_ambiguous_fails(answer):
-    assert exercises.check_template_mismatch(answer).correct is False
-
-
-@pytest.mark.parametrize("answer", MALFORMED[1:] + [2])
-def test_template_mismatch_malformed_fails(answer):
-    assert exercises.check_template_mismatch(answer).correct is False
-
-
-# --- the older checkers of this notebook, still importable -------------------------------------
-
-@pytest.mark.parametrize("checker, right, wrongs", [
-    (exercises.check_ignored_targets, 5, [7, 4, 0, 6]),
-    (exercises.check_rouge_l, 2 / 3, [0.5, 1.0, 0.0, 0.6]),
-])
-def test_numeric_checkers(checker, right, wrongs):
-    assert passes(checker(right))
-    for wrong in wrongs + MALFORMED[1:]:
-        assert checker(wrong).correct is False
