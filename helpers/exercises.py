@@ -554,8 +554,9 @@ def check_lookup_function(lookup) -> Feedback:
 
     generator = torch.Generator().manual_seed(3)
     weight = torch.randn(10, 4, generator=generator)
+    instead = "index the rows of weight"
     for ids in (torch.tensor([3]), torch.tensor([2, 3, 5, 1]), torch.tensor([[0, 9], [9, 0]])):
-        with _forbidden(torch.nn.functional, "embedding"), _forbidden(torch, "embedding"):
+        with _forbidden(torch.nn.functional, "embedding", instead), _forbidden(torch, "embedding", instead):
             got, failed = _try(lookup, weight, ids)
         if failed is not None:
             return failed
@@ -606,13 +607,13 @@ def _input_embedding_hint(got, ids, tok_weight, pos_weight) -> str:
 
 
 @contextlib.contextmanager
-def _forbidden(module, name: str):
+def _forbidden(module, name: str, instead: str):
     """While the student's function runs, ``module.name`` raises: the exercise is to do its
-    work by hand (indexing rows), not to call it."""
+    work by hand (``instead`` says how), not to call it."""
     original = getattr(module, name)
 
     def refuse(*args, **kwargs):
-        raise RuntimeError(f"this exercise is to do it without {module.__name__}.{name}: index the rows of weight")
+        raise RuntimeError(f"this exercise is to do it without {module.__name__}.{name}: {instead}")
 
     setattr(module, name, refuse)
     try:
@@ -638,24 +639,6 @@ def check_split_heads_shape(shape) -> Feedback:
 
 
 ATTENTION_FORBIDDEN = ("scaled_dot_product_attention", "causal_attention_weights")
-
-
-@contextlib.contextmanager
-def _without_sdpa():
-    """While the student's function runs, PyTorch's fused attention raises: the exercise is to
-    write its steps."""
-    import torch.nn.functional as F
-
-    original = F.scaled_dot_product_attention
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("this exercise is to write the steps yourself, without scaled_dot_product_attention")
-
-    F.scaled_dot_product_attention = refuse
-    try:
-        yield
-    finally:
-        F.scaled_dot_product_attention = original
 
 
 def _causal_cases():
@@ -730,7 +713,7 @@ def check_causal_attention(my_causal_attention) -> Feedback:
     from .attention import causal_attention_weights, causal_mask
 
     for queries, keys, values in _causal_cases():
-        with _without_sdpa():
+        with _forbidden(torch.nn.functional, "scaled_dot_product_attention", "write the steps yourself"):
             got, failed = _try(my_causal_attention, queries.clone(), keys.clone(), values.clone())
         if failed is not None:
             if queries.dim() > 2:  # a slip that only shows on a batch
