@@ -240,6 +240,16 @@ def _numbers(vector: torch.Tensor, dims: int) -> str:
     return shown + (" …" if vector.shape[0] > dims else "")
 
 
+def _table_html(header: str, heads: tuple[str, ...], rows: list[str]) -> str:
+    """``header`` above a table with column ``heads`` and the ``<tr>`` ``rows``, on white."""
+    head = "".join(f'<th style="{_CELL}; border-bottom:1px solid #e5e7eb">{h}</th>' for h in heads)
+    table = (
+        f'<table style="{_FONT}; color:{TEXT_COLOR}; border-collapse:collapse">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    return f'<div style="background:#ffffff; padding:4px 6px">{header}{table}</div>'
+
+
 def lookup_html(weight, tokenizer, text: str, dims: int = 6) -> str:
     """A table of the text's tokens, their ids and the rows they pick (first ``dims`` numbers);
     a repeated token is marked as picking the same row again."""
@@ -271,15 +281,7 @@ def lookup_html(weight, tokenizer, text: str, dims: int = 6) -> str:
         f'<span style="color:{MUTED_COLOR}">(first {min(dims, dim)} of {dim} numbers shown)'
         "</span></div>"
     )
-    heads = "".join(
-        f'<th style="{_CELL}; border-bottom:1px solid #e5e7eb">{h}</th>'
-        for h in ("position", "token", "id = row", "the row's numbers", "")
-    )
-    table = (
-        f'<table style="{_FONT}; color:{TEXT_COLOR}; border-collapse:collapse">'
-        f"<thead><tr>{heads}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
-    )
-    return f'<div style="background:#ffffff; padding:4px 6px">{header}{table}</div>'
+    return _table_html(header, ("position", "token", "id = row", "the row's numbers", ""), lines)
 
 
 def plot_lookup(weight, tokenizer, text: str = DEFAULT_TEXT, dims: int = 16, ax=None):
@@ -442,15 +444,7 @@ def neighbours_html(
             "This table is untrained: its rows are random, so these neighbours are chance, "
             "not meaning. On a trained table (notebook 06) related tokens come first."
         )
-    heads = "".join(
-        f'<th style="{_CELL}; border-bottom:1px solid #e5e7eb">{h}</th>'
-        for h in ("#", "token", "id", "cosine", "")
-    )
-    table = (
-        f'<table style="{_FONT}; color:{TEXT_COLOR}; border-collapse:collapse">'
-        f"<thead><tr>{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-    return f'<div style="background:#ffffff; padding:4px 6px">{header}{table}</div>'
+    return _table_html(header, ("#", "token", "id", "cosine", ""), rows)
 
 
 # --- the widget ------------------------------------------------------------------------------
