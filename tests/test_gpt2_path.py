@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from rigged_models import perturbed_hf_gpt2
 from torch.utils.data import DataLoader, Subset
 
 from helpers import weights
@@ -51,7 +52,7 @@ from helpers.tokenizer import gpt2_tokenizer
 from helpers.train import calc_loss_batch, calc_loss_loader
 from helpers.weights import load_base_model, load_gpt2
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -67,16 +68,7 @@ IDS = torch.tensor([[6109, 3626, 6100, 345, 11, 290, 262, 3797]])  # "Every effo
 
 @pytest.fixture(scope="module")
 def hf_model():
-    config = transformers.GPT2Config(
-        n_embd=N_EMBD, n_layer=N_LAYER, n_head=N_HEAD, n_positions=N_POSITIONS, vocab_size=VOCAB
-    )
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(config).eval()
-    # GPT-2 starts with zero biases and unit norm scales: perturb all, so a misplaced one shows
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    return model
+    return perturbed_hf_gpt2(N_EMBD, N_LAYER, N_HEAD, N_POSITIONS, VOCAB)
 
 
 @pytest.fixture(scope="module")

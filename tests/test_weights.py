@@ -20,6 +20,7 @@ import huggingface_hub
 import pytest
 import torch
 from huggingface_hub.utils import LocalEntryNotFoundError
+from rigged_models import perturbed_hf_gpt2
 from safetensors.torch import save_file
 from torch import nn
 
@@ -55,17 +56,8 @@ PROMPT = torch.tensor([[464, 1049, 286, 8950, 318, 257, 11, 314]])  # any 8 ids
 
 @pytest.fixture(scope="module")
 def hf_model():
-    transformers = pytest.importorskip("transformers")
-    config = transformers.GPT2Config(
-        n_embd=N_EMBD, n_layer=N_LAYER, n_head=N_HEAD, n_positions=N_POSITIONS, vocab_size=VOCAB
-    )
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(config).eval()
-    # GPT-2 starts with zero biases and unit layer-norm scales: perturb every parameter, so a
-    # bias or scale mapped to the wrong place changes the logits.
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
+    pytest.importorskip("transformers")
+    model = perturbed_hf_gpt2(N_EMBD, N_LAYER, N_HEAD, N_POSITIONS, VOCAB)
     model.generation_config.eos_token_id = None  # always generate all 20 tokens
     model.generation_config.pad_token_id = 0
     return model
