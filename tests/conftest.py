@@ -25,3 +25,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def gpt2():
+    """GPT-2's tokenizer (tiktoken's encoding, built from the data mirror when offline)."""
+    from helpers.tokenizer import gpt2_tokenizer
+
+    return gpt2_tokenizer()

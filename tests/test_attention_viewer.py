@@ -11,7 +11,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from torch import nn  # noqa: E402
 
 from helpers.attention import STAGES, CausalAttention, MultiHeadAttention  # noqa: E402
-from helpers.tokenizer import SimpleTokenizerV1, build_vocab, gpt2_tokenizer  # noqa: E402
+from helpers.tokenizer import SimpleTokenizerV1, build_vocab  # noqa: E402
 from helpers.attention import MultiHeadAttentionWrapper  # noqa: E402
 from helpers.fused_attention import FusedMultiHeadAttention, fused_attention  # noqa: E402
 from helpers.widgets.attention_viewer import (  # noqa: E402
@@ -57,11 +57,6 @@ class TinyGPT(nn.Module):
 
     def forward(self, idx):
         return self.out_head(self.trf_blocks(self.embed(idx)))
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from helpers.classify import (  # noqa: E402
 )
 from helpers.training_run import ClassifierUpdate, train_classifier  # noqa: E402
 from helpers.model import GPTModel  # noqa: E402
-from helpers.tokenizer import SimpleTokenizerV2, build_vocab, gpt2_tokenizer  # noqa: E402
+from helpers.tokenizer import SimpleTokenizerV2, build_vocab  # noqa: E402
 from rigged_models import CountingClassifier  # noqa: E402
 
 TINY_CFG = {
@@ -50,11 +50,6 @@ TINY_CFG = {
 WORDS = "see you at home later call me when the bus is late dinner tonight ok thanks".split()
 VOCAB = build_vocab(" ".join(WORDS + ["prize"]), special_tokens=("<|endoftext|>", "<|unk|>"))
 PAD = VOCAB["<|endoftext|>"]
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")

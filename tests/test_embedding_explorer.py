@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from helpers.tokenizer import SimpleTokenizerV1, build_vocab, gpt2_tokenizer  # noqa: E402
+from helpers.tokenizer import SimpleTokenizerV1, build_vocab  # noqa: E402
 from helpers.widgets.embedding_explorer import (  # noqa: E402
     DEFAULT_TEXT,
     DEFAULT_WORDS,
@@ -29,11 +29,6 @@ from helpers.widgets.embedding_explorer import (  # noqa: E402
 )
 
 KING, QUEEN = 5822, 16599  # GPT-2's " king" and " queen"
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")

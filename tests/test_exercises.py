@@ -86,7 +86,6 @@ def test_a_function_without_return_gets_a_hint():
         assert feedback.correct is False and "returned None" in feedback.message
 
 
-
 @pytest.mark.parametrize("checker", [ex.check_bpe_trainer, ex.check_center, ex.check_make_windows,
                                      ex.check_num_windows_function, ex.check_lookup_function,
                                      ex.check_input_embeddings, ex.check_causal_attention,

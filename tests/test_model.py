@@ -32,7 +32,6 @@ from helpers.model import (
     text_to_token_ids,
     token_ids_to_text,
 )
-from helpers.tokenizer import gpt2_tokenizer
 
 TINY = {
     "vocab_size": 97,
@@ -44,11 +43,6 @@ TINY = {
     "qkv_bias": False,
 }
 MB = 1024**2  # the book's megabyte
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")

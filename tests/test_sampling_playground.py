@@ -13,7 +13,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 
 from helpers.generate import filter_logits, generate, softmax_with_temperature  # noqa: E402
 from helpers.model import GPTModel  # noqa: E402
-from helpers.tokenizer import SimpleTokenizerV1, build_vocab, gpt2_tokenizer  # noqa: E402
+from helpers.tokenizer import SimpleTokenizerV1, build_vocab  # noqa: E402
 from helpers.widgets.sampling_playground import (  # noqa: E402
     DROPPED_COLOR,
     KEPT_COLOR,
@@ -46,11 +46,6 @@ TINY_CFG = {
     "drop_rate": 0.1,
     "qkv_bias": False,
 }
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")

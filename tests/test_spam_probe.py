@@ -8,7 +8,7 @@ import torch
 
 from helpers.classify import add_classification_head, spam_probability
 from helpers.model import GPTModel
-from helpers.tokenizer import SimpleTokenizerV2, build_vocab, gpt2_tokenizer
+from helpers.tokenizer import SimpleTokenizerV2, build_vocab
 from helpers.widgets.spam_probe import (
     DEFAULT_TEXT,
     TokenInfluence,
@@ -34,11 +34,6 @@ def words():
 def rigged():
     """"prize" pushes towards spam, "home" towards not spam, every other word not at all."""
     return CountingClassifier({VOCAB["prize"]: 4.0, VOCAB["home"]: -2.0}, len(VOCAB), bias=-1.0)
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 
 from helpers.classify import add_classification_head
 from helpers.model import GPTModel
-from helpers.tokenizer import SimpleTokenizerV1, build_vocab, gpt2_tokenizer
+from helpers.tokenizer import SimpleTokenizerV1, build_vocab
 from helpers.training_run import TrainingUpdate
 from helpers.widgets import (
     architecture_explorer,
@@ -44,11 +44,6 @@ TINY_CFG = {
 }
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")

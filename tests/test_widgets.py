@@ -41,11 +41,6 @@ SHORT = "It was a bright cold day in April, and the clocks were striking thirtee
 
 
 @pytest.fixture(scope="module")
-def gpt2():
-    return gpt2_tokenizer()
-
-
-@pytest.fixture(scope="module")
 def verdict():
     return read_text("the-verdict.txt")
 
