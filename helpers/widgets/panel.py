@@ -58,6 +58,13 @@ def quote(text: str, limit: int = 24) -> str:
     return f"'{line}'"
 
 
+def quoted_summary(label: str, text: str, rest: str) -> str:
+    """``Label: 'the text, cut…'rest``: the quote gets the room ``rest`` leaves (12 to 30
+    characters), so the numbers in ``rest`` are never the part ``fit_summary`` cuts off."""
+    room = MAX_SUMMARY - len(SUFFIX) - len(f"{label}: ''") - len(rest)
+    return f"{label}: {quote(text, min(max(room, 12), 30))}{rest}"
+
+
 def plural(n: int, word: str) -> str:
     """``1 token``, ``2,048 tokens``."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -34,7 +34,7 @@ from ..generate import (
     softmax_with_temperature,
 )
 from .attention_viewer import context_length, figure_html, message_html
-from .panel import MAX_SUMMARY, SUFFIX, panel, quote
+from .panel import panel, quoted_summary
 from .token_viewer import (
     MUTED_COLOR,
     TEXT_COLOR,
@@ -278,8 +278,7 @@ def playground_summary(
         k = "off" if top_k is None else str(top_k)
         p = "off" if top_p is None else f"{top_p:.2f}"
         how = f"temperature {temperature:.2f}, top-k {k}, top-p {p}"
-    room = MAX_SUMMARY - len(SUFFIX) - len(f"Sampling playground: '', {how}")
-    return f"Sampling playground: {quote(prompt, min(max(room, 12), 30))}, {how}"
+    return quoted_summary("Sampling playground", prompt, f", {how}")
 
 
 def continuation_html(prompt: str, continuation: str, note: str = "") -> str:

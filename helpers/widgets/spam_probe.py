@@ -44,7 +44,7 @@ from ..classify import (
 )
 from ..runtime import eval_mode
 from .attention_viewer import message_html
-from .panel import MAX_SUMMARY, SUFFIX, panel, plural, quote
+from .panel import panel, plural, quote, quoted_summary
 from .sampling_playground import token_text
 from .token_viewer import MUTED_COLOR, TEXT_COLOR
 
@@ -262,8 +262,7 @@ def probe_summary(text: str, result: Probe) -> str:
     if result.tokens:
         strongest = max(result.tokens, key=lambda t: abs(t.influence))
         rest += f"; strongest {quote(strongest.text, 12)} {_points(strongest.influence)} pts"
-    room = MAX_SUMMARY - len(SUFFIX) - len("Spam probe: ''") - len(rest)
-    return f"Spam probe: {quote(text, min(max(room, 12), 30))}{rest}"
+    return quoted_summary("Spam probe", text, rest)
 
 
 def spam_probe(

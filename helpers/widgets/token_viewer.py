@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from .panel import MAX_SUMMARY, SUFFIX, panel, plural, quote
+from .panel import panel, plural, quoted_summary
 
 # Soft colours, readable with dark text on a white page (and kept light in dark themes,
 # because every box sets its own text colour).
@@ -205,7 +205,7 @@ def tokens_html(
     if not pieces:
         body = f'<span style="color:{MUTED_COLOR}">(no tokens: type some text)</span>'
     notes = [_count_note(pieces)] if count else []
-    notes += [_shown_note(shown, pieces)] if len(shown) < len(pieces) else []
+    notes += [note for note in (_shown_note(shown, pieces),) if note]
     note = f'<div style="{_NOTE_STYLE}">{_DOT.join(notes)}</div>' if notes else ""
     return f'<div>{note}<div style="{_CONTAINER_STYLE}">{body}</div></div>'
 
@@ -412,9 +412,7 @@ def viewer_summary(text: str, results: dict) -> str:
         rest = f" is {plural(num_tokens(only), 'token')} ({next(iter(results))})"
     else:
         rest = " in tokens: " + ", ".join(counts)
-    # the quote gets the room the counts leave, so the counts are never the part cut off
-    room = MAX_SUMMARY - len(SUFFIX) - len("Token viewer: ''") - len(rest)
-    return f"Token viewer: {quote(text, min(max(room, 12), 30))}{rest}"
+    return quoted_summary("Token viewer", text, rest)
 
 
 def token_viewer(
