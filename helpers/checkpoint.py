@@ -635,8 +635,20 @@ def load_model_from_checkpoint(path, map_location="cpu") -> nn.Module:
             f"The model config in {Path(path) / METADATA_FILE} cannot build a GPTModel "
             f"({type(err).__name__}: {err}); {FIX_HINT}."
         ) from None
+    tie_as_saved(model, metadata["model"]["aliases"])
     load_checkpoint(path, model, map_location=map_location)
     return model.to(map_location).eval()
+
+
+def tie_as_saved(model: nn.Module, aliases: dict[str, str]) -> None:
+    """Share the parameters the saved model shared (a head tied to the token embedding):
+    loading into separate tensors would untie them, and the next training step would let
+    the two copies drift apart."""
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    for name, same_as in aliases.items():
+        if name in parameters and same_as in parameters:
+            owner_name, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(owner_name), attribute, parameters[same_as])
 
 
 if __name__ == "__main__":  # usage example: python -m helpers.checkpoint

@@ -956,6 +956,181 @@ def check_kv_cache_bytes(value) -> Feedback:
                     "then 4 bytes each.")
 
 
+def _checkpoint_for_exercise(path):
+    """What ``check_continued_training`` compares against, read off the checkpoint at ``path``:
+    (metadata, the optimizer's step count when saved, batches per epoch), or a Feedback that
+    says why the checkpoint cannot be used."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from .checkpoint import OPTIMIZER_FILE, read_checkpoint_metadata
+
+    if not isinstance(path, (str, Path)):
+        return None, Feedback(False, f"{_short(path)} is not a folder: pass the checkpoint's path, "
+                              "`checkpoint_dir`, as the third argument.")
+    try:
+        meta = read_checkpoint_metadata(path)
+    except (OSError, ValueError) as err:
+        return None, Feedback(False, f"cannot read the checkpoint ({err}). Run section 3's training "
+                              "cell first: it saves the checkpoint this exercise starts from.")
+    info, training = meta.get("optimizer"), meta.get("training") or {}
+    per_epoch = training.get("steps_per_epoch")
+    if info is None or not isinstance(per_epoch, int) or per_epoch < 1:
+        return None, Feedback(False, f"the checkpoint at {path} lacks the optimizer state or the "
+                              "batches per epoch: run section 3's training cell again to rewrite it.")
+    first = info["param_groups"][0]["params"][0] if info["param_groups"][0]["params"] else 0
+    saved = info["state"].get(str(first), {}).get("step")
+    with safe_open(str(Path(path) / OPTIMIZER_FILE), framework="pt") as f:
+        if f"state.{first}.step" in f.keys():
+            saved = f.get_tensor(f"state.{first}.step").item()
+    return (meta, int(saved or 0), per_epoch), None
+
+
+def _fits_checkpoint(model, path, meta) -> str | None:
+    """None if ``model`` has the checkpoint's tensors and shapes, else what differs."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from .checkpoint import MODEL_FILE
+
+    with safe_open(str(Path(path) / MODEL_FILE), framework="pt") as f:
+        shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    for name, same_as in meta["model"]["aliases"].items():
+        shapes[name] = shapes.get(same_as)
+    ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    if ours == shapes:
+        return None
+    differ = [f"{name} {ours[name]} vs {shapes[name]}" for name in ours if name in shapes and ours[name] != shapes[name]]
+    missing = [name for name in shapes if name not in ours]
+    return "; ".join(differ[:2]) or f"it lacks {', '.join(missing[:2]) or 'nothing'} and has other tensors"
+
+
+def _weights_moved(model, path) -> tuple[bool, bool]:
+    """(whether any weight differs from the checkpoint's, whether all weights are finite),
+    comparing one tensor at a time so a 124M model is never held twice in memory."""
+    from pathlib import Path
+
+    import torch
+    from safetensors import safe_open
+
+    from .checkpoint import MODEL_FILE
+
+    ours = model.state_dict()
+    moved, finite = False, True
+    with safe_open(str(Path(path) / MODEL_FILE), framework="pt") as f:
+        for name in f.keys():
+            mine = ours[name].detach().cpu()
+            if mine.is_floating_point():
+                finite = finite and bool(torch.isfinite(mine).all())
+                moved = moved or not torch.equal(mine, f.get_tensor(name))
+    return moved, finite
+
+
+def _moments_continue(optimizer, path, meta, new_steps: int) -> bool:
+    """Whether each running average of squared gradients (``exp_avg_sq``) grew from the
+    checkpoint's: each step multiplies it by beta2 and adds a square, so after ``new_steps``
+    steps from a restored state it is at least beta2**new_steps times the saved one, element by
+    element. An optimizer that started afresh breaks this somewhere."""
+    from pathlib import Path
+
+    import torch
+    from safetensors import safe_open
+
+    from .checkpoint import OPTIMIZER_FILE
+
+    saved_groups = meta["optimizer"]["param_groups"]
+    indices = [index for group in saved_groups for index in group["params"]]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    beta2 = float(saved_groups[0].get("betas", (0.9, 0.999))[1])
+    floor = beta2**new_steps * (1 - 1e-3)  # float32 rounding over the steps
+    with safe_open(str(Path(path) / OPTIMIZER_FILE), framework="pt") as f:
+        names = set(f.keys())
+        for index, p in zip(indices, params, strict=False):
+            name, now = f"state.{index}.exp_avg_sq", optimizer.state.get(p, {}).get("exp_avg_sq")
+            if name not in names:
+                continue
+            if not isinstance(now, torch.Tensor) or now.shape != p.shape:
+                return False
+            if not bool((now.detach().cpu() >= floor * f.get_tensor(name)).all()):
+                return False
+    return True
+
+
+@never_raises
+def check_continued_training(model, optimizer=None, checkpoint_path=None) -> Feedback:
+    """06, exercise 4 (the book's 5.4): a fresh ``GPTModel`` and ``AdamW``, both restored from
+    the checkpoint at ``checkpoint_path``, then trained one more epoch. What counts is read off
+    the checkpoint: AdamW's per-weight step count must be the saved one plus one epoch's
+    batches, the optimizer must update this model's own tensors, and the weights must have moved."""
+    import torch
+
+    if model is None and optimizer is None:
+        return Feedback(None, "build `continued` and `continued_optimizer` where it says None, train "
+                        "one epoch, and run the cell again.")
+    for value, name, kind in ((model, "continued", torch.nn.Module),
+                              (optimizer, "continued_optimizer", torch.optim.Optimizer)):
+        if value is None:
+            return Feedback(False, f"`{name}` is still None: create it as the exercise says.")
+        if not isinstance(value, kind):
+            want = "a GPTModel" if kind is torch.nn.Module else "an AdamW optimizer"
+            return Feedback(False, f"`{name}` is {_short(value)}, not {want}.")
+    found, failed = _checkpoint_for_exercise(checkpoint_path)
+    if failed is not None:
+        return failed
+    meta, saved, per_epoch = found
+    if (differs := _fits_checkpoint(model, checkpoint_path, meta)) is not None:
+        return Feedback(False, f"`continued` does not have the checkpoint's shapes ({differs}): build it "
+                        "as GPTModel(model_config), the configuration section 3 trained.")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    own = {id(p) for p in model.parameters()}
+    if not own & {id(p) for p in params}:
+        return Feedback(False, "the optimizer updates another model's weights: create it from "
+                        "`continued.parameters()`, so its steps change `continued`.")
+    if {id(p) for p in params} != own:
+        return Feedback(False, "the optimizer holds only part of `continued`'s weights: create it "
+                        "from `continued.parameters()`.")
+    if type(optimizer).__name__ != meta["optimizer"]["class"]:
+        return Feedback(False, f"the checkpoint holds the state of an {meta['optimizer']['class']}, "
+                        f"not of a {type(optimizer).__name__}: create the same optimizer as section 3.")
+    steps = {float(optimizer.state[p]["step"]) if "step" in optimizer.state.get(p, {}) else 0.0
+             for p in params}
+    want = saved + per_epoch
+    load = "load_checkpoint(checkpoint_dir, continued, continued_optimizer)"
+    if steps == {0.0}:
+        return Feedback(False, f"the optimizer has not taken a single step, nor was its state "
+                        f"restored: call {load}, then train one epoch.")
+    if len(steps) > 1:
+        return Feedback(False, "the optimizer's weights have taken different numbers of steps: "
+                        f"restore it with {load} and train all of `continued` one epoch.")
+    got = int(steps.pop())
+    if got < saved or not _moments_continue(optimizer, checkpoint_path, meta, got - saved):
+        return Feedback(False, f"AdamW's running averages did not carry on from the checkpoint's: it "
+                        f"started afresh (it counts {got} steps per weight). Restore its state too, "
+                        f"with {load}, before training.")
+    moved, finite = _weights_moved(model, checkpoint_path)
+    if not finite:
+        return Feedback(False, "some weights are NaN or infinite: restore the checkpoint and "
+                        "train again with the optimizer's saved settings.")
+    if got == saved:
+        if moved:
+            return Feedback(False, "the weights moved, but `continued_optimizer` took no step: "
+                            "train `continued` with `continued_optimizer`.")
+        return Feedback(False, f"the optimizer's state is restored ({saved} steps) but it took no step "
+                        "since: train `continued` (not `model`) one epoch with it.")
+    if got == want:
+        if not moved:
+            return Feedback(False, "the weights are still exactly the checkpoint's: did you load the "
+                            "checkpoint after training rather than before?")
+        return Feedback(True, f"AdamW went on from step {saved} to {want}, with the running averages "
+                        "it had saved, and the weights moved on from the checkpoint's.")
+    if (got - saved) % per_epoch == 0:
+        return Feedback(False, f"{(got - saved) // per_epoch} epochs since the checkpoint: train one "
+                        "(restore the checkpoint again first).")
+    return Feedback(False, f"AdamW counts {got} steps per weight; restored ({saved} steps) and trained "
+                    f"one epoch of {per_epoch} batches it would count {want}.")
+
 # --- 07 LoRA -------------------------------------------------------------------------------------
 
 @never_raises
@@ -1010,37 +1185,6 @@ def check_both_zero(answer) -> Feedback:
 
 # --- 08 classification ---------------------------------------------------------------------------
 
-@never_raises
-def check_accuracy(accuracy) -> Feedback:
-    """08, exercise 2: accuracy of 270 correct answers out of 300, as a fraction."""
-    if (missing := _unanswered(accuracy)) is not None:
-        return missing
-    value = _as_float(accuracy)
-    if math.isclose(value, 0.9, abs_tol=1e-6):  # a float32 tensor holds 0.9 as 0.89999998
-        return Feedback(True, "270 / 300 = 0.9, i.e. 90%.")
-    if math.isclose(value, 90.0, abs_tol=1e-4):
-        return Feedback(False, "that is the percentage; give the fraction between 0 and 1.")
-    return Feedback(False, "accuracy = correct predictions / all predictions.")
-
-
-TRAINABLE_CHOICES = {
-    "all layers": ("all", "all layers", "all of them", "the whole model", "everything"),
-    "last block": ("last block", "the last block", "last", "last layer", "the last layer", "head",
-             "the head", "last block and head"),
-}
-
-
-@never_raises
-def check_trainable_choice(answer) -> Feedback:
-    """08, exercise 3: which parameters to train for a small base model trained on little text."""
-    if (missing := _unanswered(answer)) is not None:
-        return missing
-    choice = _one_of(answer, TRAINABLE_CHOICES)
-    if choice == "all layers":
-        return Feedback(True, "a weak base model's lower layers have little useful to keep; training all of them helps most.")
-    return Feedback(False, "that suits a strong base like GPT-2; a small model trained on 1 MB has little worth freezing.")
-
-
 def _real_token_cases():
     """(logits, input_ids, pad_id) with messages of 6 (no padding), 3, 1 and 4 real tokens
     padded on the right; pad id 9 and 3 classes, so a transposed or wrong-width answer shows."""
@@ -1091,6 +1235,139 @@ def check_last_real_token_logits(fn) -> Feedback:
         if torch.allclose(got.float(), mistake):
             return Feedback(False, hint)
     return Feedback(False, "for each row, count the tokens that are not pad_id and take the logits at that count - 1.")
+
+
+
+class _WordLengths:
+    """A toy tokenizer for the padding exercise: each word becomes its length (never 0)."""
+
+    def encode(self, text, **options):
+        return [len(word) for word in text.split()]
+
+
+def _padding_loaders():
+    """Two loaders of SpamDatasets padded with id 0: 7 messages in batches of 3 (a last batch
+    of 1, so a mean of batch shares differs from the share of all tokens), padded to the
+    longest message and to 12 tokens."""
+    import pandas as pd
+    from torch.utils.data import DataLoader
+
+    from .classify import SpamDataset
+
+    texts = ["win a prize now", "hi", "call me back when you can please",
+             "ok", "free entry to the cup final tonight", "see you", "yes"]
+    frame = pd.DataFrame({"Label": ["ham", "ham", "ham", "ham", "spam", "ham", "ham"], "Text": texts})
+    return [DataLoader(SpamDataset(frame, _WordLengths(), length, pad_token_id=0), batch_size=3)
+            for length in (None, 12)]
+
+
+def _padding_counts(loader, pad_id):
+    """(padding tokens, all tokens) of each batch."""
+    return [(int((ids == pad_id).sum()), ids.numel()) for ids, _ in loader]
+
+
+def _padding_hint(value: float, counts) -> str:
+    pads, tokens = sum(p for p, _ in counts), sum(t for _, t in counts)
+    share = pads / tokens
+    slips = {
+        "that is the share of real tokens; the exercise asks for the padding.": 1 - share,
+        "that is a percentage; give the share as a fraction between 0 and 1.": 100 * share,
+        "that is the number of padding tokens; divide it by the number of all tokens.": pads,
+        "that averages the batches' shares, so the short last batch weighs as much as a full "
+        "one: add up padding and tokens over all batches, then divide.": sum(p / t for p, t in counts) / len(counts),
+        "that is the first batch only: go through every batch of the loader.": counts[0][0] / counts[0][1],
+    }
+    for hint, slip in slips.items():
+        if math.isclose(value, slip, abs_tol=1e-6):
+            return hint
+    return "count the tokens equal to pad_id in every batch, and divide by all the tokens of all batches."
+
+
+@never_raises
+def check_padding_share(fn) -> Feedback:
+    """08, exercise 2 (after the book's exercise 6.1): the share of a loader's tokens that are padding."""
+    if (missing := _unanswered(fn)) is not None:
+        return missing
+    for loader in _padding_loaders():
+        counts = _padding_counts(loader, 0)
+        want = sum(p for p, _ in counts) / sum(t for _, t in counts)
+        got, failed = _try(fn, loader, 0)
+        if failed is not None:
+            return failed
+        value = _as_float(got)
+        if not math.isclose(value, want, abs_tol=1e-6):
+            length = loader.dataset.max_length
+            return Feedback(False, f"messages padded to {length} tokens: expected {want:.4f}, got {value:.4g}; "
+                                   + _padding_hint(value, counts))
+    return Feedback(True, "padding over all tokens of all batches, whatever the batch sizes.")
+
+
+def _tiny_gpt():
+    import torch
+
+    from .model import GPTModel
+
+    torch.manual_seed(0)
+    return GPTModel({"vocab_size": 11, "context_length": 4, "emb_dim": 8, "n_heads": 2,
+                     "n_layers": 3, "drop_rate": 0.0, "qkv_bias": False})
+
+
+def _trainable_names(model) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _part_names(model, *prefixes: str) -> set[str]:
+    return {name for name, _ in model.named_parameters() if name.startswith(prefixes)}
+
+
+def _blocks_hint(model, got: set[str], want: set[str], n: int) -> str:
+    n_layers = len(model.trf_blocks)
+    last = tuple(f"trf_blocks.{i}." for i in range(n_layers - n, n_layers))
+    first = tuple(f"trf_blocks.{i}." for i in range(n))
+    if not got:
+        return ("nothing is trainable: after freezing, set requires_grad = True on the last n blocks, "
+                "final_norm and out_head (the model may arrive frozen).")
+    if got == _part_names(model, ""):
+        return "every parameter is still trainable: freeze the whole model first (requires_grad = False)."
+    if got & _part_names(model, "tok_emb.", "pos_emb."):
+        return "the embeddings are still trainable: freeze everything first, then switch on the parts that learn."
+    if not _part_names(model, "out_head.") <= got:
+        return "the new head (out_head) must learn too: it starts random."
+    if not _part_names(model, "final_norm.") <= got:
+        return "final_norm must learn too, as in the book's choice: it sits between the blocks and the head."
+    if n < n_layers and _part_names(model, *first) <= got and not _part_names(model, *last) <= got:
+        return f"with n={n} that trains the first {n} block(s); the last ones are model.trf_blocks[-n:]."
+    if not _part_names(model, *last) <= got:
+        return (f"with n={n} the last {n} block(s) must be trainable, all of their parameters; the model "
+                "may arrive frozen, so set requires_grad = True on them.")
+    return f"with n={n}, only the last {n} block(s), final_norm and out_head should be trainable."
+
+
+@never_raises
+def check_train_last_blocks(fn) -> Feedback:
+    """08, exercise 3 (after the book's exercise 6.2): leave only the last n blocks, final_norm
+    and out_head trainable, and return how many parameters that is."""
+    if (missing := _unanswered(fn)) is not None:
+        return missing
+    # (n, whether the model arrives frozen): a fresh model is all trainable; a frozen one shows
+    # an answer that only freezes and never switches anything back on
+    for n, frozen in ((2, False), (1, True), (3, False)):
+        model = _tiny_gpt()
+        model.requires_grad_(not frozen)
+        n_layers = len(model.trf_blocks)
+        want = _part_names(model, "final_norm.", "out_head.",
+                           *(f"trf_blocks.{i}." for i in range(n_layers - n, n_layers)))
+        got, failed = _try(fn, model, n)
+        if failed is not None:
+            return failed
+        trainable = _trainable_names(model)
+        if trainable != want:
+            return Feedback(False, _blocks_hint(model, trainable, want, n))
+        count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if _whole(got) != count:
+            return Feedback(False, f"the right parts are trainable (n={n}), but it returned {_whole(got):,}, "
+                                   f"not their {count:,} parameters: add up p.numel() of those with requires_grad.")
+    return Feedback(True, "the last n blocks, final_norm and the head learn; everything below stays as pretrained.")
 
 
 # --- 09 instruction fine-tuning -----------------------------------------------------------------

@@ -71,7 +71,7 @@ __all__ = [
     "CONFIG_FILE", "CONNECT_TIMEOUT_S", "GPT2_HEADS", "GPT2_REPOS", "WEIGHTS_FILE",
     "WeightsMismatch", "WeightsUnavailable", "base_model_dir", "check_safetensors",
     "download_gpt2", "gpt2_folder_name", "gpt2_weight_map", "load_base_model", "load_gpt2",
-    "load_model", "resolve_gpt2_size",
+    "load_model", "load_notebook06_model", "resolve_gpt2_size",
 ]
 
 
@@ -480,7 +480,7 @@ def _check_source(source) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The base model for notebooks 07-09: GPT-2 when it can be had, else notebook 06's own model
+# The base models of notebooks 07-09: notebook 06's own model (07 always; 08-09 without GPT-2)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -491,36 +491,54 @@ def base_model_dir(profile=None) -> Path:
     return cache_dir() / "models" / f"base-{(profile or active_profile()).name}"
 
 
+def load_notebook06_model(device="cpu", *, drop_rate=None) -> GPTModel:
+    """The model notebook 06 pretrains on tinyshakespeare (``base_model_dir()``), in eval mode.
+
+    A head saved tied to the token embedding comes back tied (``load_model_from_checkpoint``),
+    so the model has as many parameters as when it was trained. ``drop_rate``, if
+    given, replaces every dropout rate. Raises ``WeightsUnavailable`` when the folder is not
+    there, saying to run notebook 06 once.
+    """
+    from .checkpoint import load_model_from_checkpoint
+
+    folder = base_model_dir()
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise WeightsUnavailable(
+            f"The base model notebook 06 pretrains is not there ({folder.name} in the data "
+            "folder): run notebook 06 once to create it."
+        )
+    if drop_rate is not None:
+        check_number(drop_rate, "drop_rate", low=0, high=1, high_open=True)
+    model = load_model_from_checkpoint(folder, map_location=device)  # tied as it was saved
+    if drop_rate is not None:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = drop_rate
+    return model
+
+
 def load_base_model(size: str = "gpt2-small (124M)", device="cpu", *, drop_rate=None):
-    """GPT-2 of ``size`` if its weights can be had, else the model notebook 06 pretrained.
+    """GPT-2 of ``size`` if its weights can be had, else the model notebook 06 pretrained
+    (``load_notebook06_model``).
 
     Prints one sentence saying which model it is. Returns ``(model, name)``. When neither is
     available, raises ``WeightsUnavailable`` saying to run notebook 06 first.
     """
-    from .checkpoint import load_model_from_checkpoint
-
     try:
         model = load_gpt2(size, device=device, drop_rate=drop_rate)
         print(f"Using OpenAI's {resolve_gpt2_size(size)} weights.")
         return model, resolve_gpt2_size(size)
     except WeightsUnavailable as err:
-        folder = base_model_dir()
-        if not (folder / WEIGHTS_FILE).is_file():
-            raise WeightsUnavailable(
-                f"{err} The fallback, the base model notebook 06 pretrains, is not there either "
-                f"({folder.name} in the data folder): run notebook 06 once to create it."
-            ) from None
-        model = load_model_from_checkpoint(folder, map_location=device)
-        if drop_rate is not None:
-            for module in model.modules():
-                if isinstance(module, torch.nn.Dropout):
-                    module.p = drop_rate
+        try:
+            model = load_notebook06_model(device, drop_rate=drop_rate)
+        except WeightsUnavailable as missing:
+            raise WeightsUnavailable(f"{err} {missing}") from None  # neither is there
         n_params = sum(p.numel() for p in model.parameters())
         print(
             f"GPT-2's weights are not available here, so this notebook uses the model notebook 06 "
             f"pretrained on tinyshakespeare ({n_params / 1e6:.1f}M parameters) instead."
         )
-        return model, folder.name
+        return model, base_model_dir().name
 
 
 if __name__ == "__main__":  # usage example: python -m helpers.weights [size or path]

@@ -156,8 +156,12 @@ def test_tied_weights_are_stored_once_and_tied_again(tmp_path):
     load_checkpoint(tmp_path / "tied", tied)
     assert tied.out_head.weight is tied.tok_emb.weight  # still one tensor
     assert torch.equal(tied.tok_emb.weight, model.tok_emb.weight)
-    untied = load_model_from_checkpoint(tmp_path / "tied")  # GPTModel has a separate head
-    assert torch.equal(untied.out_head.weight, model.tok_emb.weight)
+    rebuilt = load_model_from_checkpoint(tmp_path / "tied")  # tied again, as it was saved
+    assert rebuilt.out_head.weight is rebuilt.tok_emb.weight
+    assert torch.equal(rebuilt.tok_emb.weight, model.tok_emb.weight)
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in model.parameters())
+    untied = load_model_from_checkpoint(save_checkpoint(tmp_path / "own", make_model()[0]))
+    assert untied.out_head.weight is not untied.tok_emb.weight  # a model saved untied stays so
 
 
 def test_partly_overlapping_tensors_get_their_own_copy():

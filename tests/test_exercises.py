@@ -139,9 +139,18 @@ def test_pretraining_checkers():
 
 
 def test_classification_checkers():
-    assert right(ex.check_accuracy(270 / 300)) and "percentage" in ex.check_accuracy(90).message
-    assert right(ex.check_trainable_choice("all layers"))
-    assert wrong(ex.check_trainable_choice("last block"))
+    def padding_share(loader, pad_id):
+        batches = [ids for ids, _ in loader]
+        return sum((ids == pad_id).sum().item() for ids in batches) / sum(ids.numel() for ids in batches)
+    assert right(ex.check_padding_share(padding_share))
+    assert wrong(ex.check_padding_share(lambda loader, pad_id: 1 - padding_share(loader, pad_id)))
+    def train_last_blocks(model, n):
+        model.requires_grad_(False)
+        for part in (*model.trf_blocks[-n:], model.final_norm, model.out_head):
+            part.requires_grad_(True)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert right(ex.check_train_last_blocks(train_last_blocks))
+    assert wrong(ex.check_train_last_blocks(lambda model, n: train_last_blocks(model, n + 1)))
 
 
 CHECKERS = sorted(name for name in dir(ex) if name.startswith("check_"))
@@ -162,7 +171,7 @@ def test_every_checker_is_covered():
     notebooks = Path(__file__).resolve().parent.parent / "notebooks"
     called = {name for nb in notebooks.glob("*.ipynb")
               for name in re.findall(r"exercises\.(check_\w+)", nb.read_text(encoding="utf-8"))}
-    assert len(called) == 29 and set(CHECKERS) == called
+    assert len(called) == 30 and set(CHECKERS) == called
 
 
 @pytest.mark.parametrize("checker, answer, hint", [

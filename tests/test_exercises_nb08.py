@@ -73,35 +73,149 @@ def test_the_unwritten_exercise_is_not_answered():
     assert ex.check_last_real_token_logits(None).correct is None
 
 
-# --- multiple choice and free text ----------------------------------------------------------------
+# --- after the book's exercise 6.1: the share of padding -----------------------------------------
 
 
-@pytest.mark.parametrize("answer", ["all", "All layers", "all layers.", "everything"])
-def test_trainable_choice_accepts_all_layers(answer):
-    assert right(ex.check_trainable_choice(answer))
+def padding_share(loader, pad_id):
+    """The reference solution: padding over all tokens of all batches."""
+    pads = tokens = 0
+    for input_ids, _ in loader:
+        pads += (input_ids == pad_id).sum().item()
+        tokens += input_ids.numel()
+    return pads / tokens
+
+
+def padding_share_of_the_dataset(loader, pad_id):
+    """Another right answer: from the dataset's padded ids, as a tensor."""
+    return (torch.tensor(loader.dataset.encoded_texts) == pad_id).float().mean()
+
+
+def test_padding_share_passes_the_reference_and_a_dataset_reading():
+    assert right(ex.check_padding_share(padding_share))
+    assert right(ex.check_padding_share(padding_share_of_the_dataset))
+
+
+def test_the_loaders_have_a_short_last_batch():
+    """Else averaging the batches' shares would be right by accident."""
+    for loader in ex._padding_loaders():
+        sizes = [len(labels) for _, labels in loader]
+        assert sizes[-1] < sizes[0]
+
+
+@pytest.mark.parametrize("slip, hint", [
+    (lambda loader, pad: sum((ids == pad).float().mean().item() for ids, _ in loader) / len(loader),
+     "short last batch"),
+    (lambda loader, pad: 1 - padding_share(loader, pad), "share of real tokens"),
+    (lambda loader, pad: 100 * padding_share(loader, pad), "percentage"),
+    (lambda loader, pad: (next(iter(loader))[0] == pad).float().mean(), "first batch only"),
+    (lambda loader, pad: sum((ids == pad).sum() for ids, _ in loader), "number of padding tokens"),
+    (lambda loader, pad: 0.5, "expected 0.5306"),  # a constant
+])
+def test_padding_share_slips_are_refused_with_their_hint(slip, hint):
+    assert wrong(ex.check_padding_share(slip), hint)
 
 
 @pytest.mark.parametrize("answer, hint", [
-    ("last block", "strong base like GPT-2"),
-    ("the head", "strong base like GPT-2"),
-    ("small", "answer with one of"),                # contains "all"
-    ("last block, not all", "answer with one of"),  # names both
-    ("not all", "answer with one of"),
-    ("", "answer with one of"),
-    (1, "not text"),
+    (lambda loader, pad: str(padding_share(loader, pad)), "not a number"),
+    (lambda loader, pad: loader, "not a number"),
+    (lambda loader, pad: None, "returned None"),
+    (lambda loader, pad: len(loader.dataset.missing), "raised AttributeError"),
+    (0.53, "raised TypeError"),
 ])
-def test_trainable_choice_refuses_wrong_and_ambiguous_answers(answer, hint):
-    assert wrong(ex.check_trainable_choice(answer), hint)
+def test_padding_share_malformed_answers_are_refused(answer, hint):
+    assert wrong(ex.check_padding_share(answer), hint)
 
 
-@pytest.mark.parametrize("answer", [0.9, 27 / 30, torch.tensor(0.9)])
-def test_accuracy_accepts_the_fraction(answer):
-    assert right(ex.check_accuracy(answer))
+# --- after the book's exercise 6.2: which blocks learn -------------------------------------------
+
+
+def train_last_blocks(model, n):
+    """The reference solution."""
+    model.requires_grad_(False)
+    for part in (*model.trf_blocks[-n:], model.final_norm, model.out_head):
+        part.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def train_last_blocks_by_name(model, n):
+    """Another right answer: by parameter names, returning the count as a tensor."""
+    first_trained = len(model.trf_blocks) - n
+    for name, p in model.named_parameters():
+        block = int(name.split(".")[1]) if name.startswith("trf_blocks.") else None
+        p.requires_grad = name.startswith(("final_norm", "out_head")) or (block is not None and block >= first_trained)
+    return torch.tensor(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def test_train_last_blocks_passes_the_reference_and_a_loop_by_name():
+    assert right(ex.check_train_last_blocks(train_last_blocks))
+    assert right(ex.check_train_last_blocks(train_last_blocks_by_name))
+
+
+def without(*parts):
+    """The reference, leaving `parts` frozen."""
+    def slip(model, n):
+        train_last_blocks(model, n)
+        for part in parts:
+            getattr(model, part).requires_grad_(False)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return slip
+
+
+def first_blocks(model, n):
+    model.requires_grad_(False)
+    for part in (*model.trf_blocks[:n], model.final_norm, model.out_head):
+        part.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def only_freezes(model, n):
+    """Freezes the rest, never switches anything on: right for a fresh model only."""
+    for part in (model.tok_emb, model.pos_emb, *model.trf_blocks[:-n]):
+        part.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def keeps_the_embeddings(model, n):
+    train_last_blocks(model, n)
+    model.tok_emb.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def counts_everything(model, n):
+    train_last_blocks(model, n)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("slip, hint", [
+    (without("out_head"), "out_head"),
+    (without("final_norm"), "final_norm must learn"),
+    (first_blocks, "trains the first 2 block(s)"),
+    (only_freezes, "nothing is trainable"),
+    (keeps_the_embeddings, "embeddings are still trainable"),
+    (lambda model, n: sum(p.numel() for p in model.parameters()), "every parameter is still trainable"),
+    (counts_everything, "not their 1,800 parameters"),
+    (lambda model, n: train_last_blocks(model, 1), "with n=2"),  # ignores n
+])
+def test_train_last_blocks_slips_are_refused_with_their_hint(slip, hint):
+    assert wrong(ex.check_train_last_blocks(slip), hint)
 
 
 @pytest.mark.parametrize("answer, hint", [
-    (90, "percentage"), ("90%", "not a number"), ("0.9", "not a number"), (0.09, "correct predictions"),
-    (270, "correct predictions"), (True, "not a number"), (float("nan"), "not a number"),
+    (lambda model, n: float(train_last_blocks(model, n)) + 0.5, "not a whole number"),
+    (lambda model, n: str(train_last_blocks(model, n)), "not a number"),
+    (lambda model, n: train_last_blocks(model, n) and model, "not a number"),
+    (lambda model, n: None, "returned None"),
+    (lambda model: 0, "raised TypeError"),
+    ("model.trf_blocks[-n:]", "raised TypeError"),
 ])
-def test_accuracy_refuses_the_percentage_strings_and_wrong_numbers(answer, hint):
-    assert wrong(ex.check_accuracy(answer), hint)
+def test_train_last_blocks_malformed_answers_are_refused(answer, hint):
+    assert wrong(ex.check_train_last_blocks(answer), hint)
+
+
+@pytest.mark.parametrize("checker", [ex.check_padding_share, ex.check_train_last_blocks])
+def test_the_unwritten_functions_are_not_answered(checker):
+    def untouched(first, second):
+        ...  # your code here
+
+    assert checker(untouched).correct is None
+    assert checker(None).correct is None

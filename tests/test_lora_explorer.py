@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from helpers.lora import lora_parameter_count  # noqa: E402
 from helpers.model import GPT2_SIZES, gpt2_config  # noqa: E402
 from helpers.widgets.lora_explorer import (  # noqa: E402
+    cumulative_energy,
     energy_kept,
     example_weight,
     lora_counts,
@@ -63,12 +64,13 @@ def test_counts_with_the_vocabulary_head_and_custom_sizes():
 
 
 def test_counts_html():
-    text = lora_counts_html(16, 16, num_classes=2)
+    text = lora_counts_html(16, num_classes=2)
     assert "2,666,528" in text and "124,441,346" in text and "2.14%" in text
-    assert "alpha / r = <b>1</b>" in text and "2-class head" in text
+    assert "rank r = <b>16</b>" in text and "2-class head" in text
+    assert "alpha" not in text  # alpha scales A·B: it changes no count
     assert text.count("<tr") == 1 + 4
-    assert "alpha / r = <b>4</b>" in lora_counts_html(4, 16)
-    assert "vocabulary head" in lora_counts_html(4, 16)
+    assert "rank r = <b>4</b>" in lora_counts_html(4)
+    assert "vocabulary head" in lora_counts_html(4)
 
 
 # --- low-rank approximation ------------------------------------------------------------------
@@ -92,6 +94,16 @@ def test_energy_is_monotonic_and_one_at_full_rank():
     assert energy_kept(W, 8) == pytest.approx(0.865, abs=1e-3)
     assert energy_kept(W, 100) == pytest.approx(1)  # past full rank: everything
     assert energy_kept(torch.zeros(3, 3), 1) == 1.0
+
+
+def test_cumulative_energy_is_energy_kept_at_every_rank():
+    torch.manual_seed(0)
+    for W in (example_weight(), torch.randn(7, 3), torch.nn.Linear(5, 9).weight):
+        curve = cumulative_energy(W)
+        assert curve.dtype == torch.float64 and len(curve) == min(W.shape) + 1
+        expected = torch.tensor([energy_kept(W, r) for r in range(len(curve))], dtype=torch.float64)
+        torch.testing.assert_close(curve, expected)
+    assert torch.equal(cumulative_energy(torch.zeros(2, 3)), torch.zeros(3))
 
 
 def test_approximation_error_shrinks_with_rank():
@@ -147,22 +159,22 @@ def _images(html: str) -> list[bytes]:
 
 def test_widget_callbacks_update_outputs():
     ex = lora_explorer()
-    assert (ex.rank.value, ex.alpha.value, ex.rank.max) == (8, 16, 64)
+    assert (ex.rank.value, ex.rank.max) == (8, 64)
+    assert not hasattr(ex, "alpha")  # no slider that would change nothing drawn
     assert ex.head.value == "vocabulary head (text)" and ex.head.index == 0
-    assert "alpha / r = <b>2</b>" in ex.table.value and "1.06%" in ex.table.value
+    assert "rank r = <b>8</b>" in ex.table.value and "1.06%" in ex.table.value
     first = _images(ex.figure.value)
     assert len(first) == 2 and all(png.startswith(b"\x89PNG") for png in first)
 
     ex.rank.value = 16
-    assert "alpha / r = <b>1</b>" in ex.table.value
+    assert "rank r = <b>16</b>" in ex.table.value
     assert f"{lora_counts(16)[0]['lora']:,}" in ex.table.value
     assert _images(ex.figure.value) != first
 
     figure_before = ex.figure.value
-    ex.alpha.value = 32  # only the scaling changes; the figure stays
-    assert "alpha / r = <b>2</b>" in ex.table.value and ex.figure.value == figure_before
-    ex.head.value = "2-class head (spam classifier)"
+    ex.head.value = "2-class head (spam classifier)"  # the counts change, the matrix does not
     assert "2,666,528" in ex.table.value and "124,441,346" in ex.table.value
+    assert ex.figure.value == figure_before
     ex.update()
     assert len(_images(ex.figure.value)) == 2
 
@@ -170,6 +182,7 @@ def test_widget_callbacks_update_outputs():
 def test_widget_with_a_small_real_weight():
     torch.manual_seed(0)
     weight = torch.nn.Linear(12, 5).weight  # (out, in) = 5 × 12, a parameter with grad
-    ex = lora_explorer(weight, rank=8, alpha=4)
+    ex = lora_explorer(weight, rank=8)
     assert ex.rank.max == 5 and ex.rank.value == 5  # no more rank than the matrix has
-    assert ex.weight.shape == (5, 12) and "alpha / r = <b>0.8</b>" in ex.table.value
+    assert ex.weight.shape == (5, 12) and "rank r = <b>5</b>" in ex.table.value
+    assert repr(ex).startswith("LoRA explorer: r=5:") and "100% of W's energy" in repr(ex)

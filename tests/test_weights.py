@@ -555,3 +555,44 @@ def test_base_model_falls_back_to_notebook_06s_model(tmp_path, monkeypatch, caps
     with torch.no_grad():
         assert torch.equal(model(ids), saved(ids))
     assert all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+
+
+def _notebook06_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LLM_PROFILE", "smoke")
+
+
+def test_notebook06_model_missing_says_to_run_notebook_06(tmp_path, monkeypatch):
+    from helpers.weights import load_notebook06_model
+
+    _notebook06_data_dir(tmp_path, monkeypatch)
+    with pytest.raises(WeightsUnavailable, match=r"base-smoke.*run notebook 06 once"):
+        load_notebook06_model()
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_notebook06_model_loads_back_equal(tmp_path, monkeypatch, tied):
+    from helpers.checkpoint import save_checkpoint
+    from helpers.weights import base_model_dir, load_notebook06_model
+
+    _notebook06_data_dir(tmp_path, monkeypatch)
+    cfg = {"vocab_size": 300, "context_length": 16, "emb_dim": 32, "n_heads": 2,
+           "n_layers": 2, "drop_rate": 0.1, "qkv_bias": False}
+    torch.manual_seed(0)
+    saved = GPTModel(cfg).eval()
+    if tied:  # as notebook 06 trains its base model
+        saved.out_head.weight = saved.tok_emb.weight
+    save_checkpoint(base_model_dir(), saved, config=cfg)
+
+    model = load_notebook06_model(drop_rate=0.0)
+    assert isinstance(model, GPTModel) and not model.training
+    assert (model.out_head.weight is model.tok_emb.weight) == tied
+    assert count_parameters(model) == count_parameters(saved)
+    for (name, a), (_, b) in zip(model.state_dict().items(), saved.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        assert torch.equal(model(ids), saved(ids))
+    assert all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    kept = load_notebook06_model()  # without drop_rate: the saved config's
+    assert all(m.p == 0.1 for m in kept.modules() if isinstance(m, torch.nn.Dropout))

@@ -3,12 +3,16 @@
 Pure functions do the work; the widget only wires sliders to them:
 
 - ``lora_counts(rank)``                   per GPT-2 size: all parameters, LoRA's trainable ones, %
-- ``lora_counts_html(rank, alpha)``       the same as an HTML table, with the scaling alpha / r
+- ``lora_counts_html(rank)``              the same as an HTML table
 - ``low_rank_approximation(W, rank)``     the best rank-r matrix (truncated SVD, Eckart-Young)
 - ``energy_kept(W, rank)``                share of the squared singular values the top r hold
+- ``cumulative_energy(W)``                ``energy_kept`` for every rank 0 .. full, from one SVD
 - ``plot_low_rank(W, rank)``              W, its rank-r approximation and what is left
 - ``plot_singular_values(W, rank)``       cumulative energy against rank, the chosen rank marked
-- ``lora_explorer(weight, rank, alpha)``  the interactive version
+- ``lora_explorer(weight, rank)``         the interactive version
+
+There is no alpha slider: alpha only scales the update A·B by alpha / r, which changes neither
+the parameter counts nor what rank r can hold (the best rank-r matrix is the best at any scale).
 
 The counts come from ``helpers.lora.lora_parameter_count`` (r · (in + out) per adapted Linear
 layer), for GPT-2 with query/key/value biases as OpenAI's weights have them.
@@ -63,13 +67,12 @@ def lora_counts(rank: int, sizes: dict | None = None, num_classes: int | None = 
     return rows
 
 
-def lora_counts_html(rank: int, alpha: float, num_classes: int | None = None) -> str:
-    """``lora_counts`` as an HTML table, headed by the rank, alpha and scaling alpha / rank."""
+def lora_counts_html(rank: int, num_classes: int | None = None) -> str:
+    """``lora_counts`` as an HTML table, headed by the rank."""
     head_text = "vocabulary head" if num_classes is None else f"{num_classes}-class head"
     header = (
-        f'<div style="{_FONT}; color:{TEXT_COLOR}; margin-bottom:4px">rank r = <b>{rank}</b>, '
-        f"alpha = <b>{alpha:g}</b>: the update A·B is scaled by alpha / r = "
-        f"<b>{alpha / rank:.3g}</b></div>"
+        f'<div style="{_FONT}; color:{TEXT_COLOR}; margin-bottom:4px">rank r = <b>{rank}</b>: '
+        f"A is in × {rank}, B is {rank} × out</div>"
     )
     th = "".join(
         f'<th style="{_NUM if i else _CELL}; border-bottom:1px solid #d1d5db">{h}</th>'
@@ -134,9 +137,17 @@ def energy_kept(W, rank: int) -> float:
     return 1.0 if total == 0 else energy[: _check_rank(rank)].sum().item() / total
 
 
+def cumulative_energy(W) -> torch.Tensor:
+    """``energy_kept(W, r)`` for r = 0, 1, ..., min(W.shape), from one SVD (float64)."""
+    energy = singular_values(W) ** 2
+    cumulative = torch.cat([torch.zeros(1, dtype=energy.dtype), energy.cumsum(0)])
+    return cumulative / (cumulative[-1] if cumulative[-1] > 0 else 1)
+
+
 def example_weight(size: int = 64, decay: float = 8.0, seed: int = 0) -> torch.Tensor:
     """A seeded ``size × size`` matrix whose singular values decay like exp(-k / decay), so a
-    low rank captures most of it, as it does for many trained weights and weight updates.
+    low rank captures most of it. It is made up, a picture of what "low rank" means; whether a
+    real weight update looks like this is for a measurement to say (notebook 07, section 5).
 
     The singular vectors come from smoothed random walks, orthonormalised: the leading ones are
     broad patterns, later ones finer detail, so the pictures show what a low rank keeps.
@@ -193,9 +204,7 @@ def plot_singular_values(W, rank: int | None = None):
     """Cumulative energy kept against rank (0 to full), with ``rank`` marked if given."""
     import matplotlib.pyplot as plt
 
-    energy = singular_values(W) ** 2
-    cumulative = torch.cat([torch.zeros(1, dtype=energy.dtype), energy.cumsum(0)])
-    cumulative = cumulative / (cumulative[-1] if cumulative[-1] > 0 else 1)
+    cumulative = cumulative_energy(W)
     ranks = range(len(cumulative))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.plot(ranks, 100 * cumulative.numpy(), color="#2563eb", lw=2)
@@ -229,23 +238,23 @@ def plot_singular_values(W, rank: int | None = None):
 # --- the widget ------------------------------------------------------------------------------
 
 
-def explorer_summary(W, rank: int, alpha: float, num_classes: int | None = None) -> str:
-    """``LoRA explorer: r=8, alpha=16: 1.7 M trainable in gpt2-small (1.06%); 86% of W's
-    energy``: LoRA's trainable parameters in the smallest GPT-2, and ``energy_kept(W, rank)``."""
+def explorer_summary(W, rank: int, num_classes: int | None = None) -> str:
+    """``LoRA explorer: r=8: 1.7 M trainable in gpt2-small (1.06%); 86% of W's energy``:
+    LoRA's trainable parameters in the smallest GPT-2, and ``energy_kept(W, rank)``."""
     row = lora_counts(rank, num_classes=num_classes)[0]
     model = row["model"].split(" ")[0]
     return (
-        f"LoRA explorer: r={rank}, alpha={alpha:g}: {format_count(row['lora'])} trainable "
+        f"LoRA explorer: r={rank}: {format_count(row['lora'])} trainable "
         f"in {model} ({row['percent']:.2f}%); {energy_kept(W, rank):.0%} of W's energy"
     )
 
 
-def lora_explorer(weight=None, rank: int = 8, alpha: float = 16):
-    """Rank and alpha sliders over LoRA's parameter counts and a low-rank approximation.
+def lora_explorer(weight=None, rank: int = 8):
+    """A rank slider over LoRA's parameter counts and a low-rank approximation.
 
-    ``weight``: the matrix to approximate (e.g. a trained model's ``W_query.weight``); default
-    ``example_weight()``; the rank slider stops at 64 or the matrix's full rank. The returned
-    ``VBox`` has ``.rank`` (IntSlider), ``.alpha`` (FloatSlider), ``.head`` (ToggleButtons:
+    ``weight``: the matrix to approximate (e.g. a weight update ``W_after - W_before``);
+    default ``example_weight()``; the rank slider stops at 64 or the matrix's full rank. The
+    returned ``VBox`` has ``.rank`` (IntSlider), ``.head`` (ToggleButtons:
     vocabulary or 2-class output head, the keys of ``HEADS``), ``.table`` (HTML counts),
     ``.figure`` (HTML holding the two figures as PNGs), ``.weight`` and ``.update()``; its
     ``repr`` is one line (``explorer_summary``).
@@ -265,16 +274,6 @@ def lora_explorer(weight=None, rank: int = 8, alpha: float = 16):
         style=style,
         layout=layout,
     )
-    alpha_slider = widgets.FloatSlider(
-        value=alpha,
-        min=0.5,
-        max=max(64.0, float(alpha)),
-        step=0.5,
-        description="alpha",
-        continuous_update=False,
-        style=style,
-        layout=layout,
-    )
     # Labels as values: a None value would read as "nothing selected" to ipywidgets.
     head = widgets.ToggleButtons(
         options=list(HEADS), value=next(iter(HEADS)), style={"button_width": "220px"}
@@ -284,7 +283,7 @@ def lora_explorer(weight=None, rank: int = 8, alpha: float = 16):
 
     def update_table(change=None):
         num_classes = HEADS[head.value]
-        table.value = lora_counts_html(rank_slider.value, alpha_slider.value, num_classes)
+        table.value = lora_counts_html(rank_slider.value, num_classes)
 
     def update_figure(change=None):
         images = [
@@ -298,18 +297,15 @@ def lora_explorer(weight=None, rank: int = 8, alpha: float = 16):
         update_figure()
 
     rank_slider.observe(update, names="value")  # the rank changes both
-    alpha_slider.observe(update_table, names="value")  # alpha only changes the scaling
     head.observe(update_table, names="value")
     update()
 
     box = panel(
-        [rank_slider, alpha_slider, head, table, figure],
-        summary=lambda: explorer_summary(
-            matrix, rank_slider.value, alpha_slider.value, HEADS[head.value]
-        ),
+        [rank_slider, head, table, figure],
+        summary=lambda: explorer_summary(matrix, rank_slider.value, HEADS[head.value]),
         layout=widgets.Layout(width="100%"),
     )
-    box.rank, box.alpha, box.head = rank_slider, alpha_slider, head
+    box.rank, box.head = rank_slider, head
     box.table, box.figure, box.weight, box.update = table, figure, matrix, update
     return box
 
