@@ -1237,7 +1237,6 @@ def check_last_real_token_logits(fn) -> Feedback:
     return Feedback(False, "for each row, count the tokens that are not pad_id and take the logits at that count - 1.")
 
 
-
 class _WordLengths:
     """A toy tokenizer for the padding exercise: each word becomes its length (never 0)."""
 
