@@ -988,23 +988,21 @@ def _checkpoint_for_exercise(path):
 
 
 def _fits_checkpoint(model, path, meta) -> str | None:
-    """None if ``model`` has the checkpoint's tensors and shapes, else what differs."""
+    """None if ``model`` has the checkpoint's tensors and shapes, else what differs. Only the
+    shapes are read (as empty "meta" tensors), so a 124M model is not loaded a second time."""
     from pathlib import Path
 
+    import torch
     from safetensors import safe_open
 
-    from .checkpoint import MODEL_FILE
+    from .checkpoint import MODEL_FILE, mismatch_report
 
     with safe_open(str(Path(path) / MODEL_FILE), framework="pt") as f:
-        shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+        found = {name: torch.empty(f.get_slice(name).get_shape(), device="meta") for name in f.keys()}
     for name, same_as in meta["model"]["aliases"].items():
-        shapes[name] = shapes.get(same_as)
-    ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    if ours == shapes:
-        return None
-    differ = [f"{name} {ours[name]} vs {shapes[name]}" for name in ours if name in shapes and ours[name] != shapes[name]]
-    missing = [name for name in shapes if name not in ours]
-    return "; ".join(differ[:2]) or f"it lacks {', '.join(missing[:2]) or 'nothing'} and has other tensors"
+        if same_as in found:
+            found[name] = found[same_as]
+    return "; ".join(mismatch_report(found, model.state_dict())[:2]) or None
 
 
 def _weights_moved(model, path) -> tuple[bool, bool]:
